@@ -1,0 +1,3 @@
+from solidline.cli import main
+
+main()

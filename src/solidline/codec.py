@@ -1,0 +1,359 @@
+"""Events to JSON and back: the one cattrs converter, the registry of event types, upcasters.
+
+A log line is an *envelope* around an event's data::
+
+    {"seq":42,"id":"…","type":"meeting","v":1,"recorded_at":"2026-11-23T14:00:00.123456Z",
+     "prev":"<sha256 of the line before>","data":{…}}
+
+``data`` holds the event's fields in class order, leaving out those equal to their default, so
+that adding an optional field to a type does not change the lines already written. A *draft* is
+the same data flat, with ``type`` and ``id`` beside the fields: what ``solidline append`` reads.
+
+Lines written by an older schema version are upcast on read by the functions registered with the
+type; the file itself is never rewritten.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import attrs
+import cattrs
+import orjson
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+from cattrs.preconf.orjson import make_converter
+
+from ._errors import InvalidEvent, UnknownEventType
+from .dates import EDTFDate, parse_date
+from .model import BUILTIN_EVENT_TYPES, EntityDefined, Event
+
+__all__ = [
+    "Recorded",
+    "Upcaster",
+    "converter",
+    "event_from_draft",
+    "event_to_draft",
+    "event_type",
+    "registered_types",
+]
+
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+E = TypeVar("E", bound=type[Event])
+
+converter = make_converter(omit_if_default=True, forbid_extra_keys=True)
+
+TYPE_NAME = re.compile(r"[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)*")
+_TYPES: dict[str, type[Event]] = {}
+_UPCASTERS: dict[str, dict[int, Upcaster]] = {}
+
+
+# -- strict scalars: cattrs would otherwise turn 5 into "5" and "5" into 5 -------------------------
+
+
+def _strict(kind: type[Any], name: str) -> Callable[[Any, Any], Any]:
+    def structure(value: Any, _: Any) -> Any:
+        # bool is an int to Python, never to a reader of the record
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise TypeError(f"expected {name}, got {type(value).__name__} {value!r:.60}")
+        return value
+
+    return structure
+
+
+converter.register_structure_hook(str, _strict(str, "a string"))
+converter.register_structure_hook(int, _strict(int, "a whole number"))
+converter.register_structure_hook(bool, _strict(bool, "true or false"))
+
+
+def _structure_date(value: Any, _: Any) -> EDTFDate:
+    if not isinstance(value, str):
+        raise TypeError(f"expected an EDTF date string, got {type(value).__name__} {value!r:.60}")
+    return parse_date(value)
+
+
+converter.register_structure_hook(EDTFDate, _structure_date)
+converter.register_unstructure_hook(EDTFDate, str)
+
+
+# -- the registry ----------------------------------------------------------------------------------
+
+
+def event_type(
+    name: str, *, version: int = 1, upcasters: Mapping[int, Upcaster] | None = None
+) -> Callable[[E], E]:
+    """Register an application's own event class under a type name and schema version.
+
+    Args:
+        name: the type name written to the log, e.g. ``"myapp.rally"``.
+        version: the current schema version of the class.
+        upcasters: for each older version ``n``, a function turning version-``n`` data into
+            version ``n + 1`` data. Lines of older versions are upcast on read.
+
+    Returns:
+        A class decorator. The class must be an attrs class deriving from :class:`Event`.
+
+    Raises:
+        ValueError: the name is taken by another class, or an upcaster is missing.
+    """
+
+    def register(cls: E) -> E:
+        cls.type = name
+        cls.version = version
+        _register(cls, dict(upcasters or {}))
+        return cls
+
+    return register
+
+
+def _register(cls: type[Event], upcasters: dict[int, Upcaster]) -> None:
+    if not TYPE_NAME.fullmatch(cls.type or ""):
+        raise ValueError(f"{cls.type!r} is not a type name like 'meeting' or 'myapp.rally'")
+    if not (isinstance(cls, type) and issubclass(cls, Event) and attrs.has(cls)):
+        raise TypeError(f"{cls!r} is not an attrs class deriving from solidline.Event")
+    taken = _TYPES.get(cls.type)
+    if taken is not None and taken is not cls:
+        raise ValueError(f"event type {cls.type!r} is already registered to {taken.__qualname__}")
+    missing = [v for v in range(1, cls.version) if v not in upcasters]
+    if missing:
+        raise ValueError(f"{cls.type!r} v{cls.version} needs upcasters from versions {missing}")
+    _TYPES[cls.type] = cls
+    _UPCASTERS[cls.type] = upcasters
+    converter.register_unstructure_hook(
+        cls, make_dict_unstructure_fn(
+            cls, converter, _cattrs_omit_if_default=True, id=override(omit=True)
+        )
+    )
+    converter.register_structure_hook(
+        cls, make_dict_structure_fn(cls, converter, _cattrs_forbid_extra_keys=True)
+    )
+
+
+def registered_types() -> Mapping[str, type[Event]]:
+    """Every registered event type by name (built-in and the application's own)."""
+    return dict(_TYPES)
+
+
+for _cls in BUILTIN_EVENT_TYPES:
+    _register(_cls, {})
+
+
+# -- events to data and back -----------------------------------------------------------------------
+
+
+def event_data(event: Event) -> dict[str, Any]:
+    """The event's fields as JSON-ready data, without ``id``, defaults left out."""
+    _class_for(event.type, where=None)
+    data: dict[str, Any] = converter.unstructure(event, type(event))
+    return data
+
+
+def data_bytes(event: Event) -> bytes:
+    """The event's data as compact JSON: what identifies its content."""
+    try:
+        return orjson.dumps(event_data(event))
+    except TypeError as exc:  # orjson: lone surrogates, non-JSON values in ``changes``
+        raise InvalidEvent(f"cannot be written as JSON: {exc}") from None
+
+
+def generated_id(event: Event, data: bytes) -> str:
+    """A stable id from the content, so that re-appending the same draft is a no-op.
+
+    An entity's definition is ``entity:<entity id>``, so that a second, different definition of
+    the same entity is refused (correct the first instead).
+    """
+    if isinstance(event, EntityDefined):
+        return f"entity:{event.entity}"
+    digest = hashlib.sha256(event.type.encode() + b"\0" + data).hexdigest()
+    return f"{event.type.replace('.', '-')}-{digest[:20]}"
+
+
+def decode_event(
+    type_name: str, version: int, event_id: str, data: dict[str, Any], *, where: str | None
+) -> Event:
+    """Build the event object from a line's parts, upcasting older versions.
+
+    Raises:
+        UnknownEventType: no class is registered for ``type_name``.
+        InvalidEvent: the data does not fit the class; ``field`` names the path.
+    """
+    cls = _class_for(type_name, where=where)
+    if version != cls.version:
+        data = _upcast(cls, version, data, where=where)
+    data["id"] = event_id
+    return structure_event(cls, data, where=where)
+
+
+def structure_event(cls: type[Event], data: dict[str, Any], *, where: str | None) -> Event:
+    """``cls`` from JSON data, with errors that name the field path."""
+    try:
+        event: Event = converter.structure(data, cls)
+    except InvalidEvent as exc:
+        raise InvalidEvent(exc.reason, field=exc.field, where=where) from None
+    except Exception as exc:  # cattrs wraps every fault of a nested field in a group
+        path, message = _first_fault(exc)
+        raise InvalidEvent(message, field=path or None, where=where) from None
+    return event
+
+
+def event_from_draft(obj: Any, *, where: str | None = None) -> Event:
+    """Build an event from a draft: a JSON object with ``type``, optional ``id`` and the fields.
+
+    Args:
+        obj: the parsed JSON object.
+        where: where the draft came from, for error messages (``"drafts.jsonl, line 4"``).
+
+    Raises:
+        InvalidEvent: the draft is not an object, has no or an unknown type, or a bad field.
+    """
+    if not isinstance(obj, dict):
+        raise InvalidEvent(f"a draft must be a JSON object, not {type(obj).__name__}", where=where)
+    fields = dict(obj)
+    type_name = fields.pop("type", None)
+    if not isinstance(type_name, str):
+        raise InvalidEvent("missing the event type, e.g. \"type\": \"meeting\"", field="type", where=where)
+    return structure_event(_class_for(type_name, where=where), fields, where=where)
+
+
+def event_to_draft(event: Event) -> dict[str, Any]:
+    """The draft form of an event: ``type``, ``id`` (when set) and its data."""
+    head: dict[str, Any] = {"type": event.type}
+    if event.id is not None:
+        head["id"] = event.id
+    return head | event_data(event)
+
+
+def _class_for(type_name: str, *, where: str | None) -> type[Event]:
+    try:
+        return _TYPES[type_name]
+    except KeyError:
+        known = ", ".join(sorted(_TYPES))
+        raise UnknownEventType(
+            f"unknown event type {type_name!r}; known types: {known} "
+            "(register an application's own type with solidline.event_type)",
+            field="type",
+            where=where,
+        ) from None
+
+
+def _upcast(
+    cls: type[Event], version: int, data: dict[str, Any], *, where: str | None
+) -> dict[str, Any]:
+    if not 1 <= version <= cls.version:
+        raise InvalidEvent(
+            f"{cls.type!r} version {version} is not known to this program (it knows up to "
+            f"{cls.version}); upgrade solidline or the application that registers the type",
+            field="v",
+            where=where,
+        )
+    upcasters = _UPCASTERS[cls.type]
+    for step in range(version, cls.version):
+        data = upcasters[step](data)
+    return data
+
+
+def _first_fault(exc: BaseException, path: str = "") -> tuple[str, str]:
+    """The path and message of the first leaf fault in a cattrs exception group."""
+    if isinstance(exc, cattrs.ForbiddenExtraKeysError):
+        extra = ", ".join(sorted(exc.extra_fields))
+        return _join(path, sorted(exc.extra_fields)[0]), f"unknown field(s) {extra}"
+    if isinstance(exc, cattrs.BaseValidationError):
+        for inner, note in exc.group_exceptions():
+            step = getattr(note, "name", None)
+            if step is None:
+                step = f"[{getattr(note, 'index', '?')}]"
+            return _first_fault(inner, _join(path, step))
+    if isinstance(exc, InvalidEvent):
+        return _join(path, exc.field) if exc.field else path, exc.reason
+    if isinstance(exc, KeyError):
+        return path, "is required but missing"
+    return path, str(exc) or type(exc).__name__
+
+
+def _join(path: str, step: str | None) -> str:
+    if not step:
+        return path
+    if step.startswith("["):
+        return path + step
+    return f"{path}.{step}" if path else step
+
+
+# -- the envelope ----------------------------------------------------------------------------------
+
+
+@attrs.frozen(slots=True)
+class Recorded:
+    """An event as the log holds it: its place in the log, when it was recorded, and the chain.
+
+    Attributes:
+        seq: position in the log, from 1, without gaps.
+        recorded_at: when the log recorded it (UTC; never decreasing along the log).
+        prev: SHA-256 (hex) of the previous line's bytes.
+        digest: SHA-256 (hex) of this line's bytes: the next line's ``prev``.
+        event: the typed event, upcast to its current version.
+    """
+
+    seq: int
+    recorded_at: datetime
+    prev: str
+    digest: str
+    event: Event
+
+    @property
+    def id(self) -> str:
+        """The event's id (always set on a recorded event)."""
+        assert self.event.id is not None
+        return self.event.id
+
+
+def format_timestamp(moment: datetime) -> str:
+    """``2026-11-23T14:00:00.123456Z``: fixed width, so that text order is time order."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_timestamp(text: str) -> datetime:
+    """The inverse of :func:`format_timestamp`."""
+    if len(text) != 27 or not text.endswith("Z"):
+        raise ValueError(f"{text!r} is not a timestamp like 2026-11-23T14:00:00.123456Z")
+    return datetime.fromisoformat(text[:-1]).replace(tzinfo=UTC)
+
+
+def encode_line(
+    *, seq: int, event_id: str, type_name: str, version: int, recorded_at: str, prev: str,
+    more: int, data: bytes,
+) -> bytes:
+    """One log line, ``\\n``-terminated, keys in their fixed order.
+
+    ``more`` (left out when 0) counts the lines of the same batch that follow this one, so that a
+    reader or a recovery can tell a whole batch from a torn one.
+    """
+    head = orjson.dumps(
+        {"seq": seq, "id": event_id, "type": type_name, "v": version,
+         "recorded_at": recorded_at, "prev": prev}
+    )
+    more_part = b',"more":%d' % more if more else b""
+    return head[:-1] + more_part + b',"data":' + data + b"}\n"
+
+
+_ENVELOPE_TYPES: tuple[tuple[str, type | tuple[type, ...]], ...] = (
+    ("seq", int), ("id", str), ("type", str), ("v", int), ("recorded_at", str), ("prev", str),
+    ("data", dict),
+)
+
+
+def check_envelope(line: Any) -> str | None:
+    """The name of the first envelope field that is missing or of the wrong type, or None."""
+    if not isinstance(line, dict):
+        return "line"
+    for name, kind in _ENVELOPE_TYPES:
+        value = line.get(name)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            return name
+    more = line.get("more", 0)
+    if not isinstance(more, int) or more < 0:
+        return "more"
+    return None
+

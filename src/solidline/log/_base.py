@@ -1,0 +1,471 @@
+"""What every event log shares: the append protocol, the hash chain, the id index, reading.
+
+A backend stores lines (bytes) by seq and provides four primitives: an exclusive writer lock,
+the lines from a seq on, and a durable write of one batch. Everything else (ids, idempotence,
+references between events, timestamps, the chain, decoding) lives here, once, so every backend
+keeps the same promises and passes the same contract tests.
+"""
+
+from __future__ import annotations
+
+import abc
+import hashlib
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
+from datetime import UTC, datetime
+from typing import Any
+
+import attrs
+import orjson
+
+from .._errors import (
+    ChainBroken,
+    ConflictingAppend,
+    CorruptLog,
+    HeadMoved,
+    InvalidEvent,
+    UnknownTarget,
+)
+from ..codec import (
+    Recorded,
+    check_envelope,
+    data_bytes,
+    decode_event,
+    encode_line,
+    event_data,
+    format_timestamp,
+    generated_id,
+    parse_timestamp,
+    registered_types,
+    structure_event,
+)
+from ..model import Amendment, EntityDefined, Event, Fact, SameAs, StatusChanged
+
+__all__ = ["GENESIS", "EventLog", "Head", "RawLine", "VerifyReport"]
+
+GENESIS = "0" * 64
+Clock = Callable[[], datetime]
+
+
+@attrs.frozen
+class Head:
+    """The last line of a log: its seq (0 when empty), its digest and its time."""
+
+    seq: int = 0
+    digest: str = GENESIS
+    recorded_at: str = ""
+
+
+@attrs.frozen
+class RawLine:
+    """One line as stored, with the place it is stored at (for error messages)."""
+
+    seq: int
+    raw: bytes
+    segment: str
+    line: int
+
+    def fault(self, message: str, field: str | None = None, *, chain: bool = False) -> CorruptLog:
+        cls = ChainBroken if chain else CorruptLog
+        return cls(message, segment=self.segment, line=self.line, field=field)
+
+
+@attrs.frozen
+class VerifyReport:
+    """What :meth:`EventLog.verify` checked."""
+
+    lines: int
+    head: Head
+    decoded: bool
+
+
+@attrs.define
+class _Prepared:
+    event: Event
+    id: str
+    data: bytes
+
+
+@attrs.define
+class _Index:
+    """What the append checks need, kept small: a million ids fit in about 100 MB."""
+
+    ids: dict[str, int] = attrs.Factory(dict)  # event id -> seq
+    kinds: dict[str, str] = attrs.Factory(dict)  # id -> type, for all but facts
+    entities: set[str] = attrs.Factory(set)
+    same_as: dict[str, tuple[str, str]] = attrs.Factory(dict)  # link id -> (a, b)
+    retracted: set[str] = attrs.Factory(set)
+
+
+class EventLog(abc.ABC):
+    """An append-only log of events with a hash chain. Use a backend: ``JsonlLog``, ``MemoryLog``.
+
+    Args:
+        clock: gives the current time (UTC) for ``recorded_at``; tests pass their own.
+        require_entities: refuse events naming an entity no ``entity.defined`` event defines.
+    """
+
+    name: str = "log"
+
+    def __init__(self, *, clock: Clock | None = None, require_entities: bool = True) -> None:
+        self._clock: Clock = clock or (lambda: datetime.now(UTC))
+        self._require_entities = require_entities
+        self._index = _Index()
+        self._head = Head()
+
+    # -- the backend's primitives ------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def _locked(self) -> AbstractContextManager[None]:
+        """Hold the exclusive writer lock; recover a torn tail if the backend can have one."""
+
+    @abc.abstractmethod
+    def _raw_lines(self, start: int) -> Iterator[RawLine]:
+        """Stored lines from seq ``start`` on, whole batches only, in seq order."""
+
+    @abc.abstractmethod
+    def _write(self, lines: list[bytes], first_seq: int) -> None:
+        """Store one batch durably and atomically (all lines or none)."""
+
+    def close(self) -> None:
+        """Release what the log holds open. The log may not be used afterwards."""
+
+    def __enter__(self) -> EventLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- appending ---------------------------------------------------------------------------------
+
+    def append(
+        self, events: Event | Iterable[Event], *, expected_head: int | None = None
+    ) -> list[Recorded]:
+        """Append one event or a batch, atomically: all of them are recorded or none is.
+
+        An event whose id is already in the log with the same content is not written again; its
+        original record is returned in its place.
+
+        Args:
+            events: an event or an iterable of events.
+            expected_head: the seq the caller last saw; if the log has moved on, nothing is
+                written and :class:`HeadMoved` is raised.
+
+        Returns:
+            One :class:`Recorded` per event given, in order.
+
+        Raises:
+            InvalidEvent: an event that cannot be recorded (nothing is written).
+            UnknownTarget: an amendment naming an event the log does not hold.
+            ConflictingAppend: an id already recorded with other content.
+            HeadMoved: ``expected_head`` did not match.
+            DurabilityError: the write could not be made durable.
+        """
+        batch = [events] if isinstance(events, Event) else list(events)
+        prepared = [self._prepare(event, n) for n, event in enumerate(batch)]
+        with self._locked():
+            self._catch_up()
+            if expected_head is not None and expected_head != self._head.seq:
+                raise HeadMoved(expected_head, self._head.seq)
+            return self._append_locked(prepared)
+
+    def _prepare(self, event: Event, position: int) -> _Prepared:
+        if not isinstance(event, Event):
+            raise InvalidEvent(f"batch item {position} is a {type(event).__name__}, not an Event")
+        data = data_bytes(event)
+        return _Prepared(event, event.id or generated_id(event, data), data)
+
+    def _append_locked(self, prepared: list[_Prepared]) -> list[Recorded]:
+        undo: list[tuple[Any, str]] = []
+        try:
+            seqs, new = self._plan(prepared, undo)
+            written = self._write_batch(new) if new else {}
+        except BaseException:
+            for container, key in reversed(undo):  # a refused batch leaves no trace
+                container.discard(key) if isinstance(container, set) else container.pop(key)
+            raise
+        return [written[seq] if seq in written else self.get_seq(seq) for seq in seqs]
+
+    def _plan(self, prepared: list[_Prepared], undo: list[tuple[Any, str]]
+              ) -> tuple[list[int], list[_Prepared]]:
+        """Check the batch against the index (updating it) and pick the events to write."""
+        seqs: list[int] = []
+        new: list[_Prepared] = []
+        batch_ids: dict[str, int] = {}
+        for item in prepared:
+            seq = self._index.ids.get(item.id)
+            if seq is None:
+                self._check_references(item.event, self._index)
+                seq = self._head.seq + len(new) + 1
+                _index_event(self._index, item.id, item.event, seq, undo)
+                batch_ids[item.id] = len(new)
+                new.append(item)
+            else:
+                self._check_same_content(item, seq, batch_ids, new)
+            seqs.append(seq)
+        return seqs, new
+
+    def _write_batch(self, new: list[_Prepared]) -> dict[int, Recorded]:
+        stamp = max(format_timestamp(self._clock()), self._head.recorded_at)
+        prev, first = self._head.digest, self._head.seq + 1
+        lines: list[bytes] = []
+        records: dict[int, Recorded] = {}
+        for n, item in enumerate(new):
+            line = encode_line(
+                seq=first + n, event_id=item.id, type_name=item.event.type,
+                version=item.event.version, recorded_at=stamp, prev=prev,
+                more=len(new) - n - 1, data=item.data,
+            )
+            digest = hashlib.sha256(line).hexdigest()
+            event = item.event if item.event.id else attrs.evolve(item.event, id=item.id)
+            records[first + n] = Recorded(first + n, parse_timestamp(stamp), prev, digest, event)
+            lines.append(line)
+            prev = digest
+        self._write(lines, first)
+        self._head = Head(first + len(new) - 1, prev, stamp)
+        return records
+
+    def _check_same_content(
+        self, item: _Prepared, seq: int, batch_ids: dict[str, int], new: list[_Prepared]
+    ) -> None:
+        if item.id in batch_ids:
+            earlier = new[batch_ids[item.id]]
+            same = (earlier.event.type, earlier.data) == (item.event.type, item.data)
+        else:
+            raw = self._raw_at(seq).raw
+            same = _line_content(raw) == (item.event.type, item.event.version, item.data)
+        if not same:
+            raise ConflictingAppend(
+                f"event {item.id!r} is already recorded (seq {seq}) with other content; "
+                "record an event.corrected naming it instead of appending it again"
+            )
+
+    # -- references between events -----------------------------------------------------------------
+
+    def _check_references(self, event: Event, index: _Index) -> None:
+        if self._require_entities and not isinstance(event, EntityDefined):
+            unknown = [e for e in event.entities() if e not in index.entities]
+            if unknown:
+                raise InvalidEvent(
+                    f"names entities that no entity.defined event defines: {', '.join(unknown)}; "
+                    "record their definitions first (in the same batch is fine)",
+                    field="entities",
+                    where=f"event {event.id!r}" if event.id else None,
+                )
+        if isinstance(event, Amendment):
+            self._check_target(event, event.target, index, "target")
+        if isinstance(event, SameAs):
+            self._check_target(event, event.other, index, "other")
+            if _connected(index, event.target, event.other):
+                raise InvalidEvent(
+                    f"{event.target!r} and {event.other!r} are already linked as the same "
+                    "event; another link would make a cycle",
+                    field="other",
+                )
+        if isinstance(event, Amendment) and event.type == "event.corrected":
+            self._check_correction(event, index)
+
+    def _check_target(self, event: Amendment, target: str, index: _Index, field: str) -> None:
+        if target not in index.ids:
+            raise UnknownTarget(
+                f"{event.type} names {target!r}, which the log does not hold; "
+                "check the id (`solidline log` lists them)",
+                field=field,
+            )
+        needs_fact = isinstance(event, StatusChanged | SameAs)
+        if needs_fact and target in index.kinds:
+            raise UnknownTarget(
+                f"{event.type} must name a factual event, but {target!r} is a "
+                f"{index.kinds[target]}",
+                field=field,
+            )
+
+    def _check_correction(self, event: Amendment, index: _Index) -> None:
+        changes: dict[str, Any] = getattr(event, "changes", {})
+        seq = index.ids[event.target]
+        if seq > self._head.seq:
+            return  # corrects an event of the same batch; checked when it is read
+        target = self.get_seq(seq).event
+        data = event_data(target) | changes | {"id": target.id}
+        try:
+            structure_event(type(target), data, where=None)
+        except InvalidEvent as exc:
+            raise InvalidEvent(
+                f"the corrected {target.type} would be invalid: {exc.reason}",
+                field=f"changes.{exc.field}" if exc.field else "changes",
+            ) from None
+
+    # -- reading -----------------------------------------------------------------------------------
+
+    @property
+    def head(self) -> Head:
+        """The last line of the log as it is now."""
+        self._catch_up()
+        return self._head
+
+    def read(self, start: int = 1, stop: int | None = None, *, check_chain: bool = True
+             ) -> Iterator[Recorded]:
+        """Stream the recorded events from seq ``start`` up to (not including) ``stop``.
+
+        Memory does not grow with the log; a batch being written is seen whole or not at all.
+
+        Raises:
+            CorruptLog: a line that does not parse or decode, with its place and field.
+            ChainBroken: a line whose seq or ``prev`` does not follow (with ``check_chain``).
+        """
+        for line in self._checked_lines(start, stop, check_chain=check_chain):
+            yield _decode(line)
+
+    def get(self, event_id: str) -> Recorded | None:
+        """The record of the event with this id, or None."""
+        self._catch_up()
+        seq = self._index.ids.get(event_id)
+        return None if seq is None else self.get_seq(seq)
+
+    def get_seq(self, seq: int) -> Recorded:
+        """The record at ``seq``. Raises KeyError past the head."""
+        return _decode(self._raw_at(seq))
+
+    def _raw_at(self, seq: int) -> RawLine:
+        for line in self._raw_lines(seq):
+            return line
+        raise KeyError(f"no line with seq {seq} in {self.name}")
+
+    def verify(self, *, decode: bool = True) -> VerifyReport:
+        """Check every line: JSON, envelope, seq without gaps, the hash chain, and the event.
+
+        Args:
+            decode: also build every event (catches unknown types and invalid fields).
+
+        Raises:
+            CorruptLog: at the first fault, naming segment, line and field.
+        """
+        seen: set[str] = set()
+        count, head = 0, Head()
+        for line in self._checked_lines(1, None, check_chain=True):
+            envelope = orjson.loads(line.raw)
+            if envelope["id"] in seen:
+                raise line.fault(f"id {envelope['id']!r} is recorded twice", "id")
+            seen.add(envelope["id"])
+            if decode:
+                _decode(line)
+            count += 1
+            head = Head(line.seq, hashlib.sha256(line.raw).hexdigest(), envelope["recorded_at"])
+        return VerifyReport(count, head, decode)
+
+    def _checked_lines(self, start: int, stop: int | None, *, check_chain: bool
+                       ) -> Iterator[RawLine]:
+        expected_seq, prev, last_ts = start, None, ""
+        for line in self._raw_lines(start):
+            if stop is not None and line.seq >= stop:
+                return
+            envelope = _envelope(line)
+            if envelope["seq"] != expected_seq:
+                raise line.fault(f"seq {envelope['seq']} where {expected_seq} was due", "seq",
+                                 chain=True)
+            if check_chain:
+                if prev is None:
+                    prev = envelope["prev"] if start > 1 else GENESIS
+                if envelope["prev"] != prev:
+                    raise line.fault("prev is not the hash of the line before: the log was "
+                                     "edited, reordered or truncated here", "prev", chain=True)
+                if envelope["recorded_at"] < last_ts:
+                    raise line.fault("recorded_at goes back in time", "recorded_at", chain=True)
+                prev, last_ts = hashlib.sha256(line.raw).hexdigest(), envelope["recorded_at"]
+            expected_seq += 1
+            yield line
+
+    # -- the index ---------------------------------------------------------------------------------
+
+    def _catch_up(self) -> None:
+        """Bring the id index and head up to date with what is stored (others may append)."""
+        index, head = self._index, self._head
+        for line in self._raw_lines(head.seq + 1):
+            envelope = _envelope(line)
+            if envelope["seq"] != head.seq + 1 or envelope["prev"] != head.digest:
+                raise line.fault("does not follow the line before it (seq or prev)", "prev",
+                                 chain=True)
+            event = _decode(line).event if _indexes(envelope["type"]) else None
+            _index_event(index, envelope["id"], event, envelope["seq"])
+            head = Head(envelope["seq"], hashlib.sha256(line.raw).hexdigest(),
+                        envelope["recorded_at"])
+        self._head = head
+
+
+def _envelope(line: RawLine) -> dict[str, Any]:
+    try:
+        envelope = orjson.loads(line.raw)
+    except orjson.JSONDecodeError as exc:
+        raise line.fault(f"is not valid JSON ({exc}); the log was damaged here") from None
+    bad = check_envelope(envelope)
+    if bad is not None:
+        raise line.fault("is missing or has a wrong type", bad)
+    return envelope  # type: ignore[no-any-return]
+
+
+def _decode(line: RawLine) -> Recorded:
+    envelope = _envelope(line)
+    try:
+        event = decode_event(envelope["type"], envelope["v"], envelope["id"], envelope["data"],
+                             where=None)
+        stamp = parse_timestamp(envelope["recorded_at"])
+    except InvalidEvent as exc:
+        field = "data." + exc.field if exc.field and exc.field not in ("type", "v") else exc.field
+        raise line.fault(exc.reason, field) from None
+    except ValueError as exc:
+        raise line.fault(str(exc), "recorded_at") from None
+    digest = hashlib.sha256(line.raw).hexdigest()
+    return Recorded(envelope["seq"], stamp, envelope["prev"], digest, event)
+
+
+def _line_content(raw: bytes) -> tuple[str, int, bytes]:
+    envelope = orjson.loads(raw)
+    return envelope["type"], envelope["v"], orjson.dumps(envelope["data"])
+
+
+def _indexes(type_name: str) -> bool:
+    """Whether the index needs the whole event (entities and amendments), not only its id."""
+    cls = registered_types().get(type_name)
+    return cls is not None and not issubclass(cls, Fact)
+
+
+def _index_event(
+    index: _Index, event_id: str, event: Event | None, seq: int,
+    undo: list[tuple[Any, str]] | None = None,
+) -> None:
+    """Add an event to the index; ``undo`` collects what was added, to take it back."""
+    added: list[tuple[Any, str]] = [(index.ids, event_id)]
+    index.ids[event_id] = seq
+    if event is not None and not isinstance(event, Fact):
+        index.kinds[event_id] = event.type
+        added.append((index.kinds, event_id))
+        if isinstance(event, EntityDefined) and event.entity not in index.entities:
+            index.entities.add(event.entity)
+            added.append((index.entities, event.entity))
+        elif isinstance(event, SameAs):
+            index.same_as[event_id] = (event.target, event.other)
+            added.append((index.same_as, event_id))
+        elif event.type == "event.retracted" and isinstance(event, Amendment):
+            if event.target not in index.retracted:
+                index.retracted.add(event.target)
+                added.append((index.retracted, event.target))
+    if undo is not None:
+        undo.extend(added)
+
+
+def _connected(index: _Index, a: str, b: str) -> bool:
+    """Whether ``a`` and ``b`` are already joined by same-as links that stand (not retracted)."""
+    links: dict[str, set[str]] = {}
+    for link_id, (x, y) in index.same_as.items():
+        if link_id not in index.retracted:
+            links.setdefault(x, set()).add(y)
+            links.setdefault(y, set()).add(x)
+    seen, todo = {a}, [a]
+    while todo:
+        for nxt in links.get(todo.pop(), ()):
+            if nxt == b:
+                return True
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return False

@@ -1,0 +1,338 @@
+"""The embedded default: a directory of JSON Lines segment files.
+
+Layout::
+
+    events/
+      00000000000000000001.jsonl     lines 1 … n (the name is the first seq, 20 digits)
+      00000000000000004711.jsonl     the next segment, begun when the last passed its size
+      .lock                          flock'ed by writers
+      00000000000000004711.jsonl.<offset>.quarantine   bytes a crashed writer left behind
+
+Writers take an exclusive ``flock`` on ``.lock``, write a whole batch with one ``write()`` and
+``fdatasync`` before returning. Readers take no lock: they read whole lines and whole batches
+only (a line's ``more`` says how many lines of its batch follow), so a batch being written is
+seen entirely or not at all. Under the lock, a torn or NUL-padded tail left by a crash is moved
+to a quarantine file and the segment is cut back to its last whole batch.
+"""
+
+from __future__ import annotations
+
+import bisect
+import fcntl
+import hashlib
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import orjson
+
+from .._errors import CorruptLog, DurabilityError, LogError
+from ._base import EventLog, RawLine
+
+__all__ = ["JsonlLog"]
+
+_SEGMENT = re.compile(r"(\d{20})\.jsonl")
+_CHUNK = 1 << 20
+_ENVELOPE_PREFIX = 480  # seq, id, type, v, recorded_at, prev, more fit in this many bytes
+
+
+class JsonlLog(EventLog):
+    """A log in a directory of JSON Lines segments (see the module docstring for the layout).
+
+    Args:
+        path: the log directory.
+        create: create the directory if it does not exist.
+        readonly: open for reading only (no lock, no recovery, no append).
+        durable: ``fdatasync`` before each append returns; with False, call :meth:`sync`.
+        segment_bytes: begin a new segment when the current one would grow past this size.
+        clock, require_entities: as for :class:`EventLog`.
+
+    Raises:
+        LogError: the directory does not exist (and ``create`` is false) or is not a log.
+        CorruptLog: a damaged line that is not a crashed writer's tail (it is left in place).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        create: bool = True,
+        readonly: bool = False,
+        durable: bool = True,
+        segment_bytes: int = 64 << 20,
+        **options: object,
+    ) -> None:
+        super().__init__(**options)  # type: ignore[arg-type]
+        self.path = Path(path)
+        self.name = str(self.path)
+        self.readonly = readonly
+        self.durable = durable
+        self.segment_bytes = segment_bytes
+        self.quarantined: list[Path] = []
+        self._lock_fd: int | None = None
+        self._writer: tuple[Path, int] | None = None
+        self._next: tuple[int, int, int, int] | None = None  # seq, segment first seq, offset, line
+        self._open_directory(create and not readonly)
+        if not readonly:
+            with self._locked():  # recovers a crashed writer's tail, if there is one
+                pass
+
+    def _open_directory(self, create: bool) -> None:
+        if self.path.is_dir():
+            return
+        if self.path.exists():
+            raise LogError(f"{self.path} is not a directory; a log is a directory of segments")
+        if not create:
+            raise LogError(f"there is no log at {self.path}; create it with a first append")
+        self.path.mkdir(parents=True)
+        _fsync_dir(self.path.parent)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            os.close(self._writer[1])
+            self._writer = None
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def sync(self) -> None:
+        """Make every append so far durable (for logs opened with ``durable=False``)."""
+        if self._writer is not None:
+            _fdatasync(self._writer[1], self._writer[0])
+
+    # -- segments ----------------------------------------------------------------------------------
+
+    def _segments(self) -> list[tuple[int, Path]]:
+        found = []
+        with os.scandir(self.path) as entries:
+            for entry in entries:
+                match = _SEGMENT.fullmatch(entry.name)
+                if match:
+                    found.append((int(match.group(1)), Path(entry.path)))
+        found.sort()
+        return found
+
+    def _segment_name(self, first: int) -> Path:
+        return self.path / f"{first:020d}.jsonl"
+
+    # -- reading -----------------------------------------------------------------------------------
+
+    def _raw_lines(self, start: int) -> Iterator[RawLine]:
+        segments = self._segments()
+        if not segments:
+            return
+        start = max(start, 1)
+        firsts = [first for first, _ in segments]
+        i = max(bisect.bisect_right(firsts, start) - 1, 0)
+        offset = line = 0
+        if self._next is not None and self._next[0] == start and self._next[1] == firsts[i]:
+            offset, line = self._next[2], self._next[3]
+        for first, path in segments[i:]:
+            yield from self._segment_lines(first, path, start, offset, line)
+            offset = line = 0
+
+    def _segment_lines(
+        self, first: int, path: Path, start: int, offset: int, line: int
+    ) -> Iterator[RawLine]:
+        """Whole lines of whole batches from one segment, from ``offset`` (line ``line``) on."""
+        batch: list[RawLine] = []
+        for raw, end in _read_lines(path, offset):
+            line += 1
+            seq = first + line - 1
+            if seq < start:
+                continue
+            item = RawLine(seq, raw, path.name, line)
+            if batch or _more(raw):
+                batch.append(item)
+                if _more(raw):
+                    continue
+                yield from batch
+                batch = []
+            else:
+                yield item
+            self._note_position(seq + 1, first, end, line)
+
+    def _note_position(self, seq: int, first: int, offset: int, line: int) -> None:
+        if self._next is None or seq > self._next[0]:
+            self._next = (seq, first, offset, line)
+
+    # -- writing -----------------------------------------------------------------------------------
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        if self.readonly:
+            raise LogError(f"{self.path} was opened read-only")
+        if self._lock_fd is None:
+            self._lock_fd = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        try:
+            self._recover_tail()
+            yield
+        finally:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    def _write(self, lines: list[bytes], first_seq: int) -> None:
+        data = b"".join(lines)
+        segments = self._segments()
+        first, path = segments[-1] if segments else (first_seq, self._segment_name(first_seq))
+        size = path.stat().st_size if segments else 0
+        if not segments or (size and size + len(data) > self.segment_bytes):
+            first, path, size = first_seq, self._segment_name(first_seq), 0
+            _create_segment(path)
+        fd = self._writer_fd(path)
+        _write_all(fd, data, path)
+        if self.durable:
+            _fdatasync(fd, path)
+        self._next = (first_seq + len(lines), first, size + len(data), first_seq + len(lines) - first)
+
+    def _writer_fd(self, path: Path) -> int:
+        if self._writer is None or self._writer[0] != path:
+            if self._writer is not None:
+                os.close(self._writer[1])
+            self._writer = (path, os.open(path, os.O_WRONLY | os.O_APPEND))
+        return self._writer[1]
+
+    # -- recovery ----------------------------------------------------------------------------------
+
+    def _recover_tail(self) -> None:
+        """Quarantine what a crashed writer left after the last whole batch (under the lock)."""
+        segments = self._segments()
+        if not segments:
+            return
+        first, path = segments[-1]
+        size = path.stat().st_size
+        if self._next is not None and self._next[1] == first and self._next[2] == size:
+            return  # nothing was written since we last looked
+        if self._next is not None and self._next[1] == first and self._next[0] == self._head.seq + 1:
+            start = (self._next[2], self._next[0], self._head.digest)
+        else:
+            start = (0, first, self._prev_digest(segments))
+        good = _good_length(path, *start)
+        if good < size:
+            self._quarantine(path, good, size)
+
+    def _prev_digest(self, segments: list[tuple[int, Path]]) -> str | None:
+        """The digest of the line before the last segment, to check the chain across it."""
+        if len(segments) < 2:
+            return "0" * 64
+        last = None
+        for raw, _ in _read_lines(segments[-2][1], 0):
+            last = raw
+        return None if last is None else hashlib.sha256(last).hexdigest()
+
+    def _quarantine(self, path: Path, good: int, size: int) -> None:
+        with path.open("rb") as f:
+            f.seek(good)
+            tail = f.read(size - good)
+        target = path.with_name(f"{path.name}.{good}.quarantine")
+        with target.open("wb") as out:
+            out.write(tail)
+            out.flush()
+            os.fsync(out.fileno())
+        with path.open("r+b") as f:
+            f.truncate(good)
+            f.flush()
+            os.fsync(f.fileno())
+        _fsync_dir(self.path)
+        self.quarantined.append(target)
+        self._next = None
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+
+
+def _read_lines(path: Path, offset: int) -> Iterator[tuple[bytes, int]]:
+    """Complete lines of a file from ``offset``, each with the offset just past it."""
+    with path.open("rb") as f:
+        f.seek(offset)
+        rest = b""
+        while chunk := f.read(_CHUNK):
+            buffer = rest + chunk if rest else chunk
+            begin = 0
+            while (nl := buffer.find(b"\n", begin)) >= 0:
+                yield buffer[begin : nl + 1], offset + nl + 1
+                begin = nl + 1
+            offset += begin
+            rest = buffer[begin:]
+    # an unterminated rest is a batch still being written, or a crashed writer's tail
+
+
+def _more(raw: bytes) -> int:
+    at = raw.find(b',"more":', 0, _ENVELOPE_PREFIX)
+    if at < 0:
+        return 0
+    end = raw.find(b",", at + 8)
+    try:
+        return int(raw[at + 8 : end])
+    except ValueError:
+        return 0
+
+
+def _good_length(path: Path, offset: int, expected: int, prev: str | None) -> int:
+    """The length of the segment's prefix of whole, valid, chained batches.
+
+    Raises CorruptLog when a valid line follows an invalid one: that is damage in the middle of
+    the log (an edit, a bad disk), not a crash, and nothing is moved.
+    """
+    good, first = offset, expected
+    pending, bad_at = 0, None
+    for raw, end in _read_lines(path, offset):
+        envelope = _loads(raw)
+        if bad_at is not None:
+            if envelope is not None and envelope.get("seq", 0) >= expected:
+                raise CorruptLog("damaged line before valid ones; the log was altered here",
+                                 segment=path.name, line=bad_at)
+            continue
+        chained = prev is None or (envelope is not None and envelope.get("prev") == prev)
+        if envelope is None or envelope.get("seq") != expected or not chained:
+            bad_at = expected - first + 1
+            continue
+        prev, expected = hashlib.sha256(raw).hexdigest(), expected + 1
+        pending = envelope.get("more", 0) if not pending else pending - 1
+        if not pending:
+            good = end
+    return good
+
+
+def _loads(raw: bytes) -> dict[str, object] | None:
+    if b"\0" in raw:
+        return None
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _create_segment(path: Path) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    os.close(fd)
+    _fsync_dir(path.parent)
+
+
+def _write_all(fd: int, data: bytes, path: Path) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _fdatasync(fd: int, path: Path) -> None:
+    try:
+        os.fdatasync(fd)
+    except OSError as exc:
+        # never retried: after a failed fsync the kernel may have dropped the dirty pages
+        raise DurabilityError(
+            exc.errno, f"fdatasync of {path} failed ({exc.strerror}); the last append may be "
+            "lost: check the disk, then run `solidline verify`",
+        ) from None
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
