@@ -261,11 +261,13 @@ def _first_fault(exc: BaseException, path: str = "") -> tuple[str, str]:
         extra = ", ".join(sorted(exc.extra_fields))
         return _join(path, sorted(exc.extra_fields)[0]), f"unknown field(s) {extra}"
     if isinstance(exc, cattrs.BaseValidationError):
-        for inner, note in exc.group_exceptions():
-            step = getattr(note, "name", None)
-            if step is None:
-                step = f"[{getattr(note, 'index', '?')}]"
+        with_notes, without_notes = exc.group_exceptions()
+        for inner, note in with_notes:
+            name = getattr(note, "name", None)
+            step = name if isinstance(name, str) else f"[{note.index}]"  # type: ignore[union-attr]
             return _first_fault(inner, _join(path, step))
+        for inner in without_notes:  # raised by the class itself (its validators)
+            return _first_fault(inner, path)
     if isinstance(exc, InvalidEvent):
         return _join(path, exc.field) if exc.field else path, exc.reason
     if isinstance(exc, KeyError):

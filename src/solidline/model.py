@@ -305,17 +305,21 @@ class Donation(Fact):
 
 @attrs.frozen(kw_only=True)
 class Statement(Fact):
-    """A statement by one entity to others: solidarity, congratulation, condolence …"""
+    """A statement by one entity to others (``addressees``) or about others (``about``).
+
+    ``stance`` says what kind: solidarity, congratulation, condolence, greeting, condemnation …
+    """
 
     type: ClassVar[str] = "statement"
 
     speaker: str = attrs.field(validator=_entity_id)
     addressees: tuple[str, ...] = attrs.field(default=(), converter=tuple, validator=_entity_ids)
+    about: tuple[str, ...] = attrs.field(default=(), converter=tuple, validator=_entity_ids)
     stance: str = attrs.field(default="solidarity", validator=_text)
     quote: str | None = attrs.field(default=None, validator=_optional_text)
 
     def entities(self) -> tuple[str, ...]:
-        return _unique((self.speaker, *self.addressees))
+        return _unique((self.speaker, *self.addressees, *self.about))
 
 
 def _two_or_more(instance: object, attribute: attrs.Attribute[Any], value: tuple[str, ...]) -> None:
@@ -357,20 +361,16 @@ class AgreementSigned(Fact):
 
 @attrs.frozen(kw_only=True)
 class Period(Fact):
-    """Something that lasted: a joint struggle, an alliance, a programme (``when`` is an interval)."""
+    """Something that lasted: a joint struggle, an alliance, a term of office.
+
+    ``when`` is usually an interval (``1945/1975``); a single year (``2020``) is a period too.
+    """
 
     type: ClassVar[str] = "period"
 
     participants: tuple[str, ...] = attrs.field(
         converter=tuple, validator=[_non_empty, _entity_ids]
     )
-
-    def __attrs_post_init__(self) -> None:
-        if not self.when.is_interval:
-            raise InvalidEvent(
-                f"a period needs an interval such as '1945/1975', not {self.when.text!r}",
-                field="when",
-            )
 
     def entities(self) -> tuple[str, ...]:
         return _unique(self.participants)

@@ -1,0 +1,265 @@
+"""The ``solidline`` command line.
+
+Exit codes (stable; cron and systemd act on them):
+
+====  =========================================================================================
+0     done (also: nothing new to do)
+1     bad input: an event, a draft, a subscriber file or solidline.toml; nothing was written
+2     usage error (an unknown option, a missing argument)
+3     the log is damaged (a line does not parse or the hash chain is broken)
+4     another run holds the lock; try again later
+5     the output or the log could not be written (disk full, permissions, fsync failed)
+6     some messages could not be delivered (they are retried on the next run)
+====  =========================================================================================
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any, TypeVar
+
+import click
+import orjson
+
+from ._errors import (
+    ConfigError,
+    CorruptLog,
+    DeliveryError,
+    DurabilityError,
+    InvalidEvent,
+    LogError,
+    LogLocked,
+    PublishError,
+    SolidlineError,
+    SubscriberError,
+)
+from .codec import Recorded, event_from_draft
+from .config import Config, load_config
+from .dates import parse_date
+from .log import EventLog, open_log
+from .model import Event, Fact
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_INPUT, EXIT_USAGE, EXIT_DAMAGED, EXIT_LOCKED, EXIT_IO, EXIT_DELIVERY = range(7)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _exit_code(exc: BaseException) -> int:
+    table: list[tuple[type[BaseException], int]] = [
+        (LogLocked, EXIT_LOCKED),
+        (CorruptLog, EXIT_DAMAGED),
+        (DurabilityError, EXIT_IO),
+        (PublishError, EXIT_IO),
+        (DeliveryError, EXIT_DELIVERY),
+        (InvalidEvent, EXIT_INPUT),
+        (SubscriberError, EXIT_INPUT),
+        (ConfigError, EXIT_INPUT),
+        (LogError, EXIT_INPUT),
+        (SolidlineError, EXIT_INPUT),
+        (OSError, EXIT_IO),
+    ]
+    return next(code for kind, code in table if isinstance(exc, kind))
+
+
+def reports_errors(command: F) -> F:
+    """Turn solidline's errors into one clear line on stderr and a documented exit code."""
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except (SolidlineError, OSError) as exc:
+            click.echo(f"solidline: error: {exc}", err=True)
+            sys.exit(_exit_code(exc))
+
+    return run  # type: ignore[return-value]
+
+
+@click.group()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="solidline.toml to read (default: ./solidline.toml if present).")
+@click.version_option(package_name="solidline")
+@click.pass_context
+def main(ctx: click.Context, config_path: Path | None) -> None:
+    """Keep an immutable record of events between organisations and states, and publish it."""
+    ctx.obj = config_path
+
+
+def config_of(ctx: click.Context, *, required: bool = True) -> Config | None:
+    """The configuration named by --config, or ./solidline.toml; None if optional and absent."""
+    path: Path | None = ctx.find_root().obj
+    if path is None:
+        path = Path("solidline.toml")
+        if not path.exists() and not required:
+            return None
+    return load_config(path)
+
+
+def log_location(ctx: click.Context, given: str | None) -> str:
+    """The log named on the command line, else the configuration's, else ./events."""
+    if given:
+        return given
+    config = config_of(ctx, required=False)
+    return config.log_location if config else "events"
+
+
+LOG_ARGUMENT = click.argument("log", required=False, metavar="[LOG]")
+
+
+# -- append ----------------------------------------------------------------------------------------
+
+
+@main.command()
+@LOG_ARGUMENT
+@click.argument("drafts", type=click.File("rb"), metavar="FILE|-")
+@click.pass_context
+@reports_errors
+def append(ctx: click.Context, log: str | None, drafts: IO[bytes]) -> None:
+    """Append events from a JSON Lines file of drafts (or stdin), all or none.
+
+    Each line is one JSON object: "type", an optional "id", and the event's fields. Drafts whose
+    id is already recorded with the same content are skipped, so a file can be appended again.
+    """
+    name = getattr(drafts, "name", "-")
+    events = list(read_drafts(drafts, name))
+    with open_log(log_location(ctx, log)) as target:
+        before = target.head.seq
+        records = target.append(events)
+        written = sum(1 for r in records if r.seq > before)
+    click.echo(f"appended {written} event(s), {len(records) - written} already recorded; "
+               f"head is seq {max([before, *(r.seq for r in records)])}")
+
+
+def read_drafts(stream: IO[bytes], name: str) -> Iterator[Event]:
+    """Events from a JSON Lines stream of drafts; errors name the file and line."""
+    for number, raw in enumerate(stream, 1):
+        where = f"{name}, line {number}"
+        if not raw.strip():
+            continue
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidEvent(f"not valid JSON (or not UTF-8): {exc}", where=where) from None
+        yield event_from_draft(obj, where=where)
+
+
+# -- verify ----------------------------------------------------------------------------------------
+
+
+@main.command()
+@LOG_ARGUMENT
+@click.option("--chain-only", is_flag=True, help="Check seq and hashes only, not the events.")
+@click.pass_context
+@reports_errors
+def verify(ctx: click.Context, log: str | None, chain_only: bool) -> None:
+    """Check every line of the log: JSON, seq, the hash chain and (by default) each event."""
+    with open_log(log_location(ctx, log), readonly=True) as source:
+        report = source.verify(decode=not chain_only)
+    click.echo(f"ok: {report.lines} line(s), head seq {report.head.seq}, "
+               f"sha256 {report.head.digest}")
+
+
+# -- log -------------------------------------------------------------------------------------------
+
+
+@main.command(name="log")
+@LOG_ARGUMENT
+@click.option("--type", "types", multiple=True, help="Only events of this type (repeatable).")
+@click.option("--entity", "entities", multiple=True, help="Only events naming this entity.")
+@click.option("--since", help="Only events dated on or after this EDTF date.")
+@click.option("--until", help="Only events dated on or before this EDTF date.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line (the drafts).")
+@click.pass_context
+@reports_errors
+def log_command(ctx: click.Context, log: str | None, types: tuple[str, ...],
+                entities: tuple[str, ...], since: str | None, until: str | None,
+                as_json: bool) -> None:
+    """List the recorded events, oldest first, filterable by type, entity and date."""
+    keep = _log_filter(types, entities, since, until)
+    with open_log(log_location(ctx, log), readonly=True) as source:
+        for record in source.read():
+            if keep(record):
+                click.echo(_json_line(record) if as_json else _text_line(record))
+
+
+def _log_filter(types: tuple[str, ...], entities: tuple[str, ...], since: str | None,
+                until: str | None) -> Callable[[Recorded], bool]:
+    low = parse_date(since).lower if since else dt.date.min
+    high = parse_date(until).upper if until else dt.date.max
+
+    def keep(record: Recorded) -> bool:
+        event = record.event
+        if types and event.type not in types:
+            return False
+        if entities and not set(entities) & set(event.entities()):
+            return False
+        if (since or until) and not isinstance(event, Fact):
+            return False
+        return not isinstance(event, Fact) or (event.when.upper >= low and event.when.lower <= high)
+
+    return keep
+
+
+def _text_line(record: Recorded) -> str:
+    event = record.event
+    when = event.when.text if isinstance(event, Fact) else ""
+    title = event.title if isinstance(event, Fact) else _describe(event)
+    return f"{record.seq:>6}  {record.recorded_at:%Y-%m-%d}  {event.type:<22} {when:<12} {record.id}  {title}"
+
+
+def _describe(event: Event) -> str:
+    target = getattr(event, "target", None)
+    if target:
+        return f"→ {target}"
+    return getattr(event, "name", "")
+
+
+def _json_line(record: Recorded) -> str:
+    from .codec import event_to_draft
+
+    return orjson.dumps({"seq": record.seq, **event_to_draft(record.event)}).decode()
+
+
+# -- timeline --------------------------------------------------------------------------------------
+
+
+@main.command(name="timeline")
+@LOG_ARGUMENT
+@click.option("--relationship", "-r", help="Two entity ids: cpusa~cpv.")
+@click.option("--entity", "-e", help="One entity id.")
+@click.option("--as-of", "as_of", help="What the record said then (ISO time, UTC if no zone).")
+@click.option("--format", "output", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="json: TimelineJS's JSON format.")
+@click.pass_context
+@reports_errors
+def timeline_command(ctx: click.Context, log: str | None, relationship: str | None,
+                     entity: str | None, as_of: str | None, output: str) -> None:
+    """Show the timeline of the record, of one entity or of one relationship."""
+    from .exports import timeline_text, timelinejs
+    from .timeline import timeline
+
+    if relationship and entity:
+        raise click.UsageError("give --relationship or --entity, not both")
+    moment = _parse_moment(as_of) if as_of else None
+    with open_log(log_location(ctx, log), readonly=True) as source:
+        try:
+            result = timeline(source, relationship=relationship, entity=entity, as_of=moment)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
+    if output == "json":
+        click.echo(orjson.dumps(timelinejs(result), option=orjson.OPT_INDENT_2).decode())
+    else:
+        click.echo(timeline_text(result, color=sys.stdout.isatty()))
+
+
+def _parse_moment(text: str) -> dt.datetime:
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not an ISO time such as 2026-11-23T14:00Z") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
