@@ -40,7 +40,7 @@ from ._errors import (
 from .codec import Recorded, event_from_draft
 from .config import Config, load_config
 from .dates import parse_date
-from .log import EventLog, open_log
+from .log import open_log
 from .model import Event, Fact
 
 __all__ = ["main"]
@@ -81,8 +81,13 @@ def reports_errors(command: F) -> F:
 
 
 @click.group()
-@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
-              default=None, help="solidline.toml to read (default: ./solidline.toml if present).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="solidline.toml to read (default: ./solidline.toml if present).",
+)
 @click.version_option(package_name="solidline")
 @click.pass_context
 def main(ctx: click.Context, config_path: Path | None) -> None:
@@ -131,8 +136,10 @@ def append(ctx: click.Context, log: str | None, drafts: IO[bytes]) -> None:
         before = target.head.seq
         records = target.append(events)
         written = sum(1 for r in records if r.seq > before)
-    click.echo(f"appended {written} event(s), {len(records) - written} already recorded; "
-               f"head is seq {max([before, *(r.seq for r in records)])}")
+    click.echo(
+        f"appended {written} event(s), {len(records) - written} already recorded; "
+        f"head is seq {max([before, *(r.seq for r in records)])}"
+    )
 
 
 def read_drafts(stream: IO[bytes], name: str) -> Iterator[Event]:
@@ -160,8 +167,9 @@ def verify(ctx: click.Context, log: str | None, chain_only: bool) -> None:
     """Check every line of the log: JSON, seq, the hash chain and (by default) each event."""
     with open_log(log_location(ctx, log), readonly=True) as source:
         report = source.verify(decode=not chain_only)
-    click.echo(f"ok: {report.lines} line(s), head seq {report.head.seq}, "
-               f"sha256 {report.head.digest}")
+    click.echo(
+        f"ok: {report.lines} line(s), head seq {report.head.seq}, sha256 {report.head.digest}"
+    )
 
 
 # -- log -------------------------------------------------------------------------------------------
@@ -176,9 +184,15 @@ def verify(ctx: click.Context, log: str | None, chain_only: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line (the drafts).")
 @click.pass_context
 @reports_errors
-def log_command(ctx: click.Context, log: str | None, types: tuple[str, ...],
-                entities: tuple[str, ...], since: str | None, until: str | None,
-                as_json: bool) -> None:
+def log_command(
+    ctx: click.Context,
+    log: str | None,
+    types: tuple[str, ...],
+    entities: tuple[str, ...],
+    since: str | None,
+    until: str | None,
+    as_json: bool,
+) -> None:
     """List the recorded events, oldest first, filterable by type, entity and date."""
     keep = _log_filter(types, entities, since, until)
     with open_log(log_location(ctx, log), readonly=True) as source:
@@ -187,8 +201,9 @@ def log_command(ctx: click.Context, log: str | None, types: tuple[str, ...],
                 click.echo(_json_line(record) if as_json else _text_line(record))
 
 
-def _log_filter(types: tuple[str, ...], entities: tuple[str, ...], since: str | None,
-                until: str | None) -> Callable[[Recorded], bool]:
+def _log_filter(
+    types: tuple[str, ...], entities: tuple[str, ...], since: str | None, until: str | None
+) -> Callable[[Recorded], bool]:
     low = parse_date(since).lower if since else dt.date.min
     high = parse_date(until).upper if until else dt.date.max
 
@@ -233,12 +248,24 @@ def _json_line(record: Recorded) -> str:
 @click.option("--relationship", "-r", help="Two entity ids: cpusa~cpv.")
 @click.option("--entity", "-e", help="One entity id.")
 @click.option("--as-of", "as_of", help="What the record said then (ISO time, UTC if no zone).")
-@click.option("--format", "output", type=click.Choice(["text", "json"]), default="text",
-              show_default=True, help="json: TimelineJS's JSON format.")
+@click.option(
+    "--format",
+    "output",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: TimelineJS's JSON format.",
+)
 @click.pass_context
 @reports_errors
-def timeline_command(ctx: click.Context, log: str | None, relationship: str | None,
-                     entity: str | None, as_of: str | None, output: str) -> None:
+def timeline_command(
+    ctx: click.Context,
+    log: str | None,
+    relationship: str | None,
+    entity: str | None,
+    as_of: str | None,
+    output: str,
+) -> None:
     """Show the timeline of the record, of one entity or of one relationship."""
     from .exports import timeline_text, timelinejs
     from .timeline import timeline

@@ -110,10 +110,10 @@ def event_type(
 
 
 def _register(cls: type[Event], upcasters: dict[int, Upcaster]) -> None:
+    if not (isinstance(cls, type) and issubclass(cls, Event) and _is_attrs_class(cls)):
+        raise TypeError(f"{cls!r} is not an attrs class deriving from solidline.Event")
     if not TYPE_NAME.fullmatch(cls.type or ""):
         raise ValueError(f"{cls.type!r} is not a type name like 'meeting' or 'myapp.rally'")
-    if not (isinstance(cls, type) and issubclass(cls, Event) and attrs.has(cls)):
-        raise TypeError(f"{cls!r} is not an attrs class deriving from solidline.Event")
     taken = _TYPES.get(cls.type)
     if taken is not None and taken is not cls:
         raise ValueError(f"event type {cls.type!r} is already registered to {taken.__qualname__}")
@@ -130,6 +130,10 @@ def _register(cls: type[Event], upcasters: dict[int, Upcaster]) -> None:
     converter.register_structure_hook(
         cls, make_dict_structure_fn(cls, converter, _cattrs_forbid_extra_keys=True)
     )
+
+
+def _is_attrs_class(cls: type) -> bool:
+    return attrs.has(cls)  # a function of its own: attrs.has narrows cls away from type[Event]
 
 
 def registered_types() -> Mapping[str, type[Event]]:
@@ -260,11 +264,11 @@ def _first_fault(exc: BaseException, path: str = "") -> tuple[str, str]:
     if isinstance(exc, cattrs.ForbiddenExtraKeysError):
         extra = ", ".join(sorted(exc.extra_fields))
         return _join(path, sorted(exc.extra_fields)[0]), f"unknown field(s) {extra}"
-    if isinstance(exc, cattrs.BaseValidationError):
+    if isinstance(exc, cattrs.ClassValidationError | cattrs.IterableValidationError):
         with_notes, without_notes = exc.group_exceptions()
         for inner, note in with_notes:
             name = getattr(note, "name", None)
-            step = name if isinstance(name, str) else f"[{note.index}]"  # type: ignore[union-attr]
+            step = name if isinstance(name, str) else f"[{getattr(note, 'index', '?')}]"
             return _first_fault(inner, _join(path, step))
         for inner in without_notes:  # raised by the class itself (its validators)
             return _first_fault(inner, path)

@@ -185,8 +185,9 @@ def load_config(path: str | os.PathLike[str] = "solidline.toml") -> Config:
 def config_from_dict(data: dict[str, Any], *, root: Path, source: Path | None = None) -> Config:
     """A :class:`Config` from parsed TOML, with errors naming the setting at fault."""
     try:
-        return _converter.structure({**data, "root": str(root), "source": source and str(source)},
-                                    Config)
+        return _converter.structure(
+            {**data, "root": str(root), "source": source and str(source)}, Config
+        )
     except Exception as exc:
         field, message = _first_fault(exc)
         where = str(source) if source else "configuration"

@@ -162,9 +162,7 @@ class Person:
 
     name: str = attrs.field(validator=_text)
     role: str | None = attrs.field(default=None, validator=_optional_text)
-    entity: str | None = attrs.field(
-        default=None, validator=attrs.validators.optional(_entity_id)
-    )
+    entity: str | None = attrs.field(default=None, validator=attrs.validators.optional(_entity_id))
 
 
 # -- events ----------------------------------------------------------------------------------------
@@ -191,7 +189,9 @@ class EntityDefined(Event):
     type: ClassVar[str] = "entity.defined"
 
     entity: str = attrs.field(validator=_entity_id)
-    kind: EntityKind = attrs.field(validator=_in(("party", "state", "organisation", "person", "media")))
+    kind: EntityKind = attrs.field(
+        validator=_in(("party", "state", "organisation", "person", "media"))
+    )
     name: str = attrs.field(validator=_text)
     short_name: str | None = attrs.field(default=None, validator=_optional_text)
     aliases: tuple[str, ...] = attrs.field(default=(), converter=tuple)

@@ -11,8 +11,9 @@ from .memory import MemoryLog
 __all__ = ["GENESIS", "EventLog", "Head", "JsonlLog", "MemoryLog", "VerifyReport", "open_log"]
 
 
-def open_log(location: str | os.PathLike[str], *, readonly: bool = False, **options: object
-             ) -> EventLog:
+def open_log(
+    location: str | os.PathLike[str], *, readonly: bool = False, **options: object
+) -> EventLog:
     """Open the log at ``location``: a directory path, or a ``postgresql://`` URL.
 
     Args:
