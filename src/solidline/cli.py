@@ -119,26 +119,33 @@ LOG_ARGUMENT = click.argument("log", required=False, metavar="[LOG]")
 # -- append ----------------------------------------------------------------------------------------
 
 
-@main.command()
-@LOG_ARGUMENT
-@click.argument("drafts", type=click.File("rb"), metavar="FILE|-")
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.argument("paths", nargs=-1, required=True, metavar="[LOG] FILE|-")
 @click.pass_context
 @reports_errors
-def append(ctx: click.Context, log: str | None, drafts: IO[bytes]) -> None:
-    """Append events from a JSON Lines file of drafts (or stdin), all or none.
+def append(ctx: click.Context, paths: tuple[str, ...]) -> None:
+    """Append events from a JSON Lines file of drafts (or - for stdin), all or none.
 
     Each line is one JSON object: "type", an optional "id", and the event's fields. Drafts whose
     id is already recorded with the same content are skipped, so a file can be appended again.
+    LOG defaults to the log of solidline.toml, else ./events.
     """
-    name = getattr(drafts, "name", "-")
-    events = list(read_drafts(drafts, name))
+    if len(paths) > 2:
+        raise click.UsageError("give at most a log and one file of drafts")
+    log, name = (None, paths[0]) if len(paths) == 1 else paths
+    try:
+        with click.open_file(name, "rb") as drafts:
+            events = list(read_drafts(drafts, name))
+    except FileNotFoundError:
+        raise click.BadParameter(f"{name}: no such file", param_hint="FILE") from None
     with open_log(log_location(ctx, log)) as target:
         before = target.head.seq
         records = target.append(events)
         written = sum(1 for r in records if r.seq > before)
+    head = max([before, *(r.seq for r in records)])
     click.echo(
         f"appended {written} event(s), {len(records) - written} already recorded; "
-        f"head is seq {max([before, *(r.seq for r in records)])}"
+        f"head is seq {head}"
     )
 
 
