@@ -4,8 +4,37 @@ from __future__ import annotations
 
 import calendar
 import datetime
+import functools
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
 
+import attrs
 from hypothesis import strategies as st
+
+from solidline.model import (
+    ENTITY_ID,
+    EVENT_ID,
+    STATUSES,
+    AgreementSigned,
+    Congress,
+    Corrected,
+    Donation,
+    EntityDefined,
+    Event,
+    Fact,
+    Meeting,
+    Participant,
+    Period,
+    Person,
+    RelationsEstablished,
+    Retracted,
+    SameAs,
+    Source,
+    Statement,
+    StatusChanged,
+    Visit,
+)
 
 # --- Dates ------------------------------------------------------------------------------------
 # EDTF strings of the subset solidline.dates supports. Each generator also yields the bounds the
@@ -114,3 +143,428 @@ def edtf_dates_with_bounds() -> st.SearchStrategy[Bounded]:
 def edtf_dates() -> st.SearchStrategy[str]:
     """Any EDTF string solidline supports: every form, qualifier and kind of interval."""
     return edtf_dates_with_bounds().map(lambda b: b[0])
+
+
+# --- Events -----------------------------------------------------------------------------------
+# One strategy per built-in event class (EVENT_STRATEGIES, checked complete by test_codec.py),
+# with realistic text: Vietnamese and Lao names, quotes, markup that must stay text. No lone
+# surrogates and no control characters: those are not text anyone records (surrogates are refused
+# at append, which test_log_* checks with examples of their own).
+
+_SNIPPETS = (
+    "Đảng Cộng sản Việt Nam",
+    "Tổng Bí thư Tô Lâm tiếp đoàn đại biểu",
+    "ພັກປະຊາຊົນປະຕິວັດລາວ",
+    "ສາທາລະນະລັດ ປະຊາທິປະໄຕ ປະຊາຊົນລາວ",
+    "中国共产党中央委员会",
+    "Коммунистическая партия",
+    "Communist Party USA",
+    "He said \"solidarity forever\" and 'peace'",
+    "<script>alert('x')</script>",
+    "Tom & Jerry's <b>bold</b> &amp; co.",
+    "Hà Nội – Vientiane, 22/9",
+    "🚩 solidarity ✊",
+)
+_WORD_CHARACTERS = st.characters(exclude_categories=("Cs", "Cc"))
+_HOSTS = ("cpusa.org", "www.nhandan.vn", "kpl.gov.la", "en.vietnamplus.vn", "example.org")
+
+
+@functools.cache
+def _dates() -> st.SearchStrategy[str]:
+    return edtf_dates()
+
+
+@functools.cache
+def _intervals() -> st.SearchStrategy[str]:
+    return edtf_intervals_with_bounds().map(lambda b: b[0])
+
+
+@functools.cache
+def texts(max_size: int = 40) -> st.SearchStrategy[str]:
+    """Non-blank text as people write it: real names in several scripts, quotes, markup."""
+    words = st.one_of(
+        st.sampled_from(_SNIPPETS), st.text(_WORD_CHARACTERS, min_size=1, max_size=max_size)
+    )
+    return st.lists(words, min_size=1, max_size=3).map(" ".join).filter(str.strip)
+
+
+@functools.cache
+def optional_texts() -> st.SearchStrategy[str | None]:
+    return st.none() | texts()
+
+
+@functools.cache
+def urls() -> st.SearchStrategy[str]:
+    paths = st.text(
+        st.characters(categories=("Ll", "Nd"), include_characters="-_/.%?=&#"), max_size=30
+    )
+    return st.builds(
+        "{}://{}/{}".format, st.sampled_from(["http", "https"]), st.sampled_from(_HOSTS), paths
+    )
+
+
+@functools.cache
+def event_ids() -> st.SearchStrategy[str]:
+    """Ids as a caller gives them: ``[A-Za-z0-9][A-Za-z0-9._:-]{0,127}``."""
+    return st.from_regex(EVENT_ID, fullmatch=True)
+
+
+@functools.cache
+def entity_ids() -> st.SearchStrategy[str]:
+    return st.from_regex(ENTITY_ID, fullmatch=True)
+
+
+@functools.cache
+def sources() -> st.SearchStrategy[Source]:
+    return st.builds(
+        Source,
+        title=texts(),
+        publisher=texts(),
+        published=_dates(),
+        url=st.none() | urls(),
+        quote=optional_texts(),
+    )
+
+
+def people(entities: st.SearchStrategy[str]) -> st.SearchStrategy[Person]:
+    return st.builds(Person, name=texts(), role=optional_texts(), entity=st.none() | entities)
+
+
+def _fact_fields(
+    entities: st.SearchStrategy[str], ids: st.SearchStrategy[str | None]
+) -> dict[str, st.SearchStrategy[Any]]:
+    return {
+        "id": ids,
+        "when": _dates(),
+        "title": texts(),
+        "summary": st.just("") | texts(200),
+        "sources": st.lists(sources(), min_size=1, max_size=3),
+        "place": optional_texts(),
+        "people": st.lists(people(entities), max_size=3),
+        "status": st.sampled_from(STATUSES),
+        "note": optional_texts(),
+    }
+
+
+@functools.cache
+def _ids() -> st.SearchStrategy[str | None]:
+    return st.none() | event_ids()
+
+
+def entities_defined(ids: st.SearchStrategy[str] | None = None) -> st.SearchStrategy[EntityDefined]:
+    """An ``entity.defined`` event; ``ids`` draws the entity id."""
+    return st.builds(
+        EntityDefined,
+        id=_ids(),
+        entity=entity_ids() if ids is None else ids,
+        kind=st.sampled_from(["party", "state", "organisation", "person", "media"]),
+        name=texts(),
+        short_name=optional_texts(),
+        aliases=st.lists(texts(), max_size=3),
+        country=st.none() | st.sampled_from(["VN", "LA", "US", "CN", "CU"]),
+        sources=st.lists(sources(), max_size=2),
+    )
+
+
+def meetings(
+    entities: st.SearchStrategy[str] | None = None, ids: st.SearchStrategy[str | None] | None = None
+) -> st.SearchStrategy[Meeting]:
+    entities = entity_ids() if entities is None else entities
+    participants = st.builds(Participant, entity=entities, role=optional_texts())
+    return st.builds(
+        Meeting,
+        **_fact_fields(entities, _ids() if ids is None else ids),
+        participants=st.lists(participants, min_size=1, max_size=4),
+    )
+
+
+def visits(
+    entities: st.SearchStrategy[str] | None = None, ids: st.SearchStrategy[str | None] | None = None
+) -> st.SearchStrategy[Visit]:
+    entities = entity_ids() if entities is None else entities
+    levels = st.none() | st.sampled_from(["state", "official", "working", "party", "private"])
+    return st.builds(
+        Visit,
+        **_fact_fields(entities, _ids() if ids is None else ids),
+        visitor=entities,
+        host=entities,
+        level=levels,
+    )
+
+
+def congresses(
+    entities: st.SearchStrategy[str] | None = None, ids: st.SearchStrategy[str | None] | None = None
+) -> st.SearchStrategy[Congress]:
+    entities = entity_ids() if entities is None else entities
+    return st.builds(
+        Congress,
+        **_fact_fields(entities, _ids() if ids is None else ids),
+        organisation=entities,
+        ordinal=st.none() | st.integers(1, 40),
+        delegations=st.lists(entities, max_size=4),
+    )
+
+
+@functools.cache
+def _amounts() -> st.SearchStrategy[str]:
+    return st.decimals(min_value=Decimal("0.01"), max_value=Decimal("1e9"), places=2).map(str)
+
+
+def donations(
+    entities: st.SearchStrategy[str] | None = None, ids: st.SearchStrategy[str | None] | None = None
+) -> st.SearchStrategy[Donation]:
+    """A donation in kind, in money (amount and currency) or both."""
+    entities = entity_ids() if entities is None else entities
+    money = st.one_of(
+        st.tuples(st.none(), st.none()),
+        st.tuples(_amounts(), st.sampled_from(["USD", "VND", "LAK", "EUR"])),
+    )
+    return (
+        st.tuples(money, optional_texts())
+        .filter(lambda t: t[0][0] or t[1])
+        .flatmap(
+            lambda t: st.builds(
+                Donation,
+                **_fact_fields(entities, _ids() if ids is None else ids),
+                donor=entities,
+                recipient=entities,
+                items=st.just(t[1]),
+                amount=st.just(t[0][0]),
+                currency=st.just(t[0][1]),
+            )
+        )
+    )
+
+
+def statements(
+    entities: st.SearchStrategy[str] | None = None, ids: st.SearchStrategy[str | None] | None = None
+) -> st.SearchStrategy[Statement]:
+    entities = entity_ids() if entities is None else entities
+    stances = st.sampled_from(["solidarity", "congratulation", "condolence"]) | texts()
+    return st.builds(
+        Statement,
+        **_fact_fields(entities, _ids() if ids is None else ids),
+        speaker=entities,
+        addressees=st.lists(entities, max_size=3),
+        about=st.lists(entities, max_size=2),
+        stance=stances,
+        quote=optional_texts(),
+    )
+
+
+def _distinct(
+    entities: st.SearchStrategy[str], low: int, high: int
+) -> st.SearchStrategy[list[str]]:
+    return st.lists(entities, min_size=low, max_size=high, unique=True)
+
+
+def relations_established(
+    entities: st.SearchStrategy[str] | None = None,
+    ids: st.SearchStrategy[str | None] | None = None,
+) -> st.SearchStrategy[RelationsEstablished]:
+    entities = entity_ids() if entities is None else entities
+    return st.builds(
+        RelationsEstablished,
+        **_fact_fields(entities, _ids() if ids is None else ids),
+        parties=_distinct(entities, 2, 2),
+        relation=st.sampled_from(["diplomatic", "party-to-party"]) | texts(),
+    )
+
+
+def agreements_signed(
+    entities: st.SearchStrategy[str] | None = None,
+    ids: st.SearchStrategy[str | None] | None = None,
+) -> st.SearchStrategy[AgreementSigned]:
+    entities = entity_ids() if entities is None else entities
+    return st.builds(
+        AgreementSigned,
+        **_fact_fields(entities, _ids() if ids is None else ids),
+        parties=_distinct(entities, 2, 4),
+        name=texts(),
+    )
+
+
+def periods(
+    entities: st.SearchStrategy[str] | None = None, ids: st.SearchStrategy[str | None] | None = None
+) -> st.SearchStrategy[Period]:
+    """A period: mostly an interval (``1945/1975``), sometimes a single date."""
+    entities = entity_ids() if entities is None else entities
+    fields = _fact_fields(entities, _ids() if ids is None else ids)
+    fields["when"] = _intervals() | _dates()
+    return st.builds(Period, **fields, participants=st.lists(entities, min_size=1, max_size=4))
+
+
+FACT_STRATEGIES: dict[type[Fact], Callable[..., st.SearchStrategy[Any]]] = {
+    Meeting: meetings,
+    Visit: visits,
+    Congress: congresses,
+    Donation: donations,
+    Statement: statements,
+    RelationsEstablished: relations_established,
+    AgreementSigned: agreements_signed,
+    Period: periods,
+}
+
+
+def facts(
+    entities: st.SearchStrategy[str] | None = None, ids: st.SearchStrategy[str | None] | None = None
+) -> st.SearchStrategy[Fact]:
+    """A factual event of any built-in type, naming entities drawn from ``entities``."""
+    return st.one_of([make(entities, ids) for make in FACT_STRATEGIES.values()])
+
+
+@functools.cache
+def json_values() -> st.SearchStrategy[Any]:
+    """JSON values as orjson writes and reads them back unchanged."""
+    scalars = (
+        st.none()
+        | st.booleans()
+        | st.integers(-(2**53), 2**53)
+        | texts()
+        | st.floats(allow_nan=False, allow_infinity=False)
+    )
+    return st.recursive(
+        scalars,
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(texts(10), inner, max_size=3),
+        max_leaves=8,
+    )
+
+
+def status_changes(
+    targets: st.SearchStrategy[str] | None = None,
+) -> st.SearchStrategy[StatusChanged]:
+    return st.builds(
+        StatusChanged,
+        id=_ids(),
+        target=event_ids() if targets is None else targets,
+        reason=st.just("") | texts(),
+        sources=st.lists(sources(), max_size=2),
+        status=st.sampled_from(STATUSES),
+        when=st.none() | _dates(),
+    )
+
+
+def corrections(
+    targets: st.SearchStrategy[str] | None = None,
+    changes: st.SearchStrategy[dict[str, Any]] | None = None,
+) -> st.SearchStrategy[Corrected]:
+    """A correction; by default its ``changes`` are any JSON (not checked against a target)."""
+    keys = texts(12).filter(lambda k: k not in ("id", "type"))
+    if changes is None:
+        changes = st.dictionaries(keys, json_values(), min_size=1, max_size=4)
+    return st.builds(
+        Corrected,
+        id=_ids(),
+        target=event_ids() if targets is None else targets,
+        changes=changes,
+        reason=texts(),
+        sources=st.lists(sources(), max_size=2),
+    )
+
+
+def retractions(targets: st.SearchStrategy[str] | None = None) -> st.SearchStrategy[Retracted]:
+    return st.builds(
+        Retracted,
+        id=_ids(),
+        target=event_ids() if targets is None else targets,
+        reason=texts(),
+        sources=st.lists(sources(), max_size=2),
+    )
+
+
+def same_as_links(targets: st.SearchStrategy[str] | None = None) -> st.SearchStrategy[SameAs]:
+    targets = event_ids() if targets is None else targets
+    pairs = st.lists(targets, min_size=2, max_size=2, unique=True)
+    return pairs.flatmap(
+        lambda p: st.builds(
+            SameAs,
+            id=_ids(),
+            target=st.just(p[0]),
+            other=st.just(p[1]),
+            reason=st.just("") | texts(),
+        )
+    )
+
+
+EVENT_STRATEGIES: dict[type[Event], Callable[[], st.SearchStrategy[Any]]] = {
+    EntityDefined: entities_defined,
+    **FACT_STRATEGIES,
+    StatusChanged: status_changes,
+    Corrected: corrections,
+    Retracted: retractions,
+    SameAs: same_as_links,
+}
+
+
+def events() -> st.SearchStrategy[Event]:
+    """Any built-in event, on its own (references to other events are not meant to resolve)."""
+    return st.one_of([make() for make in EVENT_STRATEGIES.values()])
+
+
+# amendments drawn with a stand-in target, set afterwards: cheaper than a strategy per target
+_AMENDMENT_KINDS = ("status", "correct", "retract", "same")
+
+
+@functools.cache
+def _amendments() -> dict[str, st.SearchStrategy[Any]]:
+    target = st.just("stand-in")
+    title_changes = st.fixed_dictionaries({"title": texts()}, optional={"summary": texts()})
+    return {
+        "status": status_changes(target),
+        "correct": corrections(target, title_changes),
+        "retract": retractions(target),
+    }
+
+
+@st.composite
+def histories(draw: st.DrawFn, max_batches: int = 5, max_batch_size: int = 6) -> list[list[Event]]:
+    """Batches that an empty log accepts in order: each with unique ids, naming earlier events.
+
+    The first batch defines two to four entities; later events are facts about them and
+    amendments (status changes, corrections, retractions, same-as links) of earlier facts, in
+    an earlier batch or earlier in the same one. Same-as links never close a cycle.
+    """
+    names = draw(st.lists(entity_ids(), min_size=2, max_size=4, unique=True))
+    defined = [draw(entities_defined(st.just(name))) for name in names]
+    batches: list[list[Event]] = [[attrs.evolve(e, id=f"entity:{e.entity}") for e in defined]]
+    any_fact = facts(st.sampled_from(names), st.none())
+    kinds = st.sampled_from(("fact",) * 4 + _AMENDMENT_KINDS)
+    facts_so_far: list[str] = []
+    group: dict[str, str] = {}  # union-find over same-as links, to never close a cycle
+    for _ in range(draw(st.integers(1, max_batches))):
+        batch: list[Event] = []
+        for _ in range(draw(st.integers(1, max_batch_size))):
+            event_id = f"e{sum(map(len, batches)) + len(batch)}-{draw(_ID_SUFFIXES)}"
+            event = _amendment(draw, draw(kinds), event_id, facts_so_far, group)
+            if event is None:
+                event = attrs.evolve(draw(any_fact), id=event_id)
+                facts_so_far.append(event_id)
+                group[event_id] = event_id
+            batch.append(event)
+        batches.append(batch)
+    return batches
+
+
+_ID_SUFFIXES = st.from_regex(r"[A-Za-z0-9._:-]{0,12}", fullmatch=True)
+
+
+def _amendment(
+    draw: st.DrawFn, kind: str, event_id: str, facts_so_far: list[str], group: dict[str, str]
+) -> Event | None:
+    if not facts_so_far or kind == "fact":
+        return None
+    target = draw(st.sampled_from(facts_so_far))
+    if kind != "same":
+        return attrs.evolve(draw(_amendments()[kind]), id=event_id, target=target)
+    others = [f for f in facts_so_far if _root(group, f) != _root(group, target)]
+    if not others:
+        return None
+    other = draw(st.sampled_from(others))
+    group[_root(group, other)] = _root(group, target)
+    return SameAs(id=event_id, target=target, other=other, reason="one event, two reports")
+
+
+def _root(group: dict[str, str], event_id: str) -> str:
+    while group[event_id] != event_id:
+        event_id = group[event_id]
+    return event_id

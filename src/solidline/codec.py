@@ -159,7 +159,9 @@ def data_bytes(event: Event) -> bytes:
     """The event's data as compact JSON: what identifies its content."""
     try:
         return orjson.dumps(event_data(event))
-    except TypeError as exc:  # orjson: lone surrogates, non-JSON values in ``changes``
+    except (TypeError, AttributeError) as exc:
+        # orjson: lone surrogates, non-JSON values in ``changes``; cattrs: a field holding
+        # something else than its type (a string where a Source belongs)
         raise InvalidEvent(f"cannot be written as JSON: {exc}") from None
 
 
@@ -218,7 +220,9 @@ def event_from_draft(obj: Any, *, where: str | None = None) -> Event:
     fields = dict(obj)
     type_name = fields.pop("type", None)
     if not isinstance(type_name, str):
-        raise InvalidEvent("missing the event type, e.g. \"type\": \"meeting\"", field="type", where=where)
+        raise InvalidEvent(
+            'missing the event type, e.g. "type": "meeting"', field="type", where=where
+        )
     return structure_event(_class_for(type_name, where=where), fields, where=where)
 
 

@@ -112,6 +112,7 @@ class EventLog(abc.ABC):
         self._require_entities = require_entities
         self._index = _Index()
         self._head = Head()
+        self._pending: list[_Prepared] = []
 
     # -- the backend's primitives ------------------------------------------------------------------
 
@@ -127,7 +128,7 @@ class EventLog(abc.ABC):
     def _write(self, lines: list[bytes], first_seq: int) -> None:
         """Store one batch durably and atomically (all lines or none)."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (a backend with nothing to release need not override)
         """Release what the log holds open. The log may not be used afterwards."""
 
     def __enter__(self) -> EventLog:
@@ -173,7 +174,12 @@ class EventLog(abc.ABC):
         if not isinstance(event, Event):
             raise InvalidEvent(f"batch item {position} is a {type(event).__name__}, not an Event")
         data = data_bytes(event)
-        return _Prepared(event, event.id or generated_id(event, data), data)
+        event_id = event.id or generated_id(event, data)
+        # attrs checks a field's type only where a validator does (aliases=(5,) passes): decode
+        # the data as a reader will, so that nothing is written that cannot be read back
+        decode_event(event.type, event.version, event_id, orjson.loads(data),
+                     where=f"batch item {position} ({event_id})")
+        return _Prepared(event, event_id, data)
 
     def _append_locked(self, prepared: list[_Prepared]) -> list[Recorded]:
         undo: list[tuple[Any, str]] = []
@@ -191,6 +197,7 @@ class EventLog(abc.ABC):
         """Check the batch against the index (updating it) and pick the events to write."""
         seqs: list[int] = []
         new: list[_Prepared] = []
+        self._pending = new  # a correction may name an event of its own batch
         batch_ids: dict[str, int] = {}
         for item in prepared:
             seq = self._index.ids.get(item.id)
@@ -283,9 +290,10 @@ class EventLog(abc.ABC):
     def _check_correction(self, event: Amendment, index: _Index) -> None:
         changes: dict[str, Any] = getattr(event, "changes", {})
         seq = index.ids[event.target]
-        if seq > self._head.seq:
-            return  # corrects an event of the same batch; checked when it is read
-        target = self.get_seq(seq).event
+        if seq > self._head.seq:  # an event of the same batch, not written yet
+            target = self._pending[seq - self._head.seq - 1].event
+        else:
+            target = self.get_seq(seq).event
         data = event_data(target) | changes | {"id": target.id}
         try:
             structure_event(type(target), data, where=None)
@@ -355,6 +363,7 @@ class EventLog(abc.ABC):
 
     def _checked_lines(self, start: int, stop: int | None, *, check_chain: bool
                        ) -> Iterator[RawLine]:
+        start = max(start, 1)
         expected_seq, prev, last_ts = start, None, ""
         for line in self._raw_lines(start):
             if stop is not None and line.seq >= stop:
@@ -445,10 +454,13 @@ def _index_event(
         elif isinstance(event, SameAs):
             index.same_as[event_id] = (event.target, event.other)
             added.append((index.same_as, event_id))
-        elif event.type == "event.retracted" and isinstance(event, Amendment):
-            if event.target not in index.retracted:
-                index.retracted.add(event.target)
-                added.append((index.retracted, event.target))
+        elif (
+            event.type == "event.retracted"
+            and isinstance(event, Amendment)
+            and event.target not in index.retracted
+        ):
+            index.retracted.add(event.target)
+            added.append((index.retracted, event.target))
     if undo is not None:
         undo.extend(added)
 

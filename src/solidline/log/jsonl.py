@@ -28,7 +28,7 @@ from pathlib import Path
 
 import orjson
 
-from .._errors import CorruptLog, DurabilityError, LogError
+from .._errors import ChainBroken, CorruptLog, DurabilityError, LogError
 from ._base import EventLog, RawLine
 
 __all__ = ["JsonlLog"]
@@ -185,7 +185,8 @@ class JsonlLog(EventLog):
         _write_all(fd, data, path)
         if self.durable:
             _fdatasync(fd, path)
-        self._next = (first_seq + len(lines), first, size + len(data), first_seq + len(lines) - first)
+        after = first_seq + len(lines)
+        self._next = (after, first, size + len(data), after - first)
 
     def _writer_fd(self, path: Path) -> int:
         if self._writer is None or self._writer[0] != path:
@@ -203,13 +204,15 @@ class JsonlLog(EventLog):
             return
         first, path = segments[-1]
         size = path.stat().st_size
-        if self._next is not None and self._next[1] == first and self._next[2] == size:
+        known = self._next if self._next is not None and self._next[1] == first else None
+        if known is not None and known[2] == size:
             return  # nothing was written since we last looked
-        if self._next is not None and self._next[1] == first and self._next[0] == self._head.seq + 1:
-            start = (self._next[2], self._next[0], self._head.digest)
+        start: tuple[int, int, str | None]
+        if known is not None and known[0] == self._head.seq + 1:
+            start = (known[2], known[0], self._head.digest)
         else:
             start = (0, first, self._prev_digest(segments))
-        good = _good_length(path, *start)
+        good = _good_length(path, *start, first)
         if good < size:
             self._quarantine(path, good, size)
 
@@ -227,6 +230,10 @@ class JsonlLog(EventLog):
             f.seek(good)
             tail = f.read(size - good)
         target = path.with_name(f"{path.name}.{good}.quarantine")
+        n = 1
+        while target.exists() and target.read_bytes() != tail:  # a crash at the same place again
+            n += 1
+            target = path.with_name(f"{path.name}.{good}.{n}.quarantine")
         with target.open("wb") as out:
             out.write(tail)
             out.flush()
@@ -260,7 +267,10 @@ def _read_lines(path: Path, offset: int) -> Iterator[tuple[bytes, int]]:
 
 
 def _more(raw: bytes) -> int:
-    at = raw.find(b',"more":', 0, _ENVELOPE_PREFIX)
+    # only the envelope, before "data": an event's own field may be called "more"; ids and type
+    # names cannot hold a quote, so the first ,"data": is the envelope's
+    data_at = raw.find(b',"data":')
+    at = raw.find(b',"more":', 0, data_at if data_at >= 0 else _ENVELOPE_PREFIX)
     if at < 0:
         return 0
     end = raw.find(b",", at + 8)
@@ -270,27 +280,35 @@ def _more(raw: bytes) -> int:
         return 0
 
 
-def _good_length(path: Path, offset: int, expected: int, prev: str | None) -> int:
+def _good_length(path: Path, offset: int, expected: int, prev: str | None, first: int) -> int:
     """The length of the segment's prefix of whole, valid, chained batches.
 
-    Raises CorruptLog when a valid line follows an invalid one: that is damage in the middle of
-    the log (an edit, a bad disk), not a crash, and nothing is moved.
+    ``expected`` is the seq of the line at ``offset``; ``first`` the segment's first seq. Only
+    lines that do not parse (torn, NUL-padded) can be a crashed writer's tail. Raises CorruptLog
+    when a line that parses does not follow the chain, or follows a damaged line: that is damage
+    (an edit, a deletion, a bad disk), not a crash, and nothing is moved.
     """
-    good, first = offset, expected
+    good, line = offset, expected - first
     pending, bad_at = 0, None
     for raw, end in _read_lines(path, offset):
+        line += 1
         envelope = _loads(raw)
+        if envelope is None:
+            bad_at = bad_at or line
+            continue
         if bad_at is not None:
-            if envelope is not None and envelope.get("seq", 0) >= expected:
-                raise CorruptLog("damaged line before valid ones; the log was altered here",
-                                 segment=path.name, line=bad_at)
-            continue
-        chained = prev is None or (envelope is not None and envelope.get("prev") == prev)
-        if envelope is None or envelope.get("seq") != expected or not chained:
-            bad_at = expected - first + 1
-            continue
+            raise CorruptLog("damaged line before valid ones; the log was altered here",
+                             segment=path.name, line=bad_at)
+        if envelope.get("seq") != expected:
+            raise ChainBroken(f"seq {envelope.get('seq')!r} where {expected} was due; the log "
+                              "was altered here", segment=path.name, line=line, field="seq")
+        if prev is not None and envelope.get("prev") != prev:
+            raise ChainBroken("prev is not the hash of the line before: the log was edited, "
+                              "reordered or truncated here", segment=path.name, line=line,
+                              field="prev")
         prev, expected = hashlib.sha256(raw).hexdigest(), expected + 1
-        pending = envelope.get("more", 0) if not pending else pending - 1
+        more = envelope.get("more", 0)
+        pending = pending - 1 if pending else more if isinstance(more, int) else 0
         if not pending:
             good = end
     return good
