@@ -11,18 +11,19 @@ import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import attrs
 import psycopg
 import pytest
 
+from conftest import FakeClock, entities, meeting
+from log_contract import LogContract
 from pg_server import NoPostgres, start_server
-from solidline._errors import ConflictingAppend, DurabilityError, LogError
-from solidline.log import JsonlLog, open_log
+from solidline import ConflictingAppend, DurabilityError, EntityDefined, Event, LogError
+from solidline.log import EventLog, JsonlLog, open_log
 from solidline.log.postgres import PostgresLog
-from solidline.model import EntityDefined, Event, Meeting, Participant, Source
 
 MakeLog = Callable[..., PostgresLog]
 
@@ -49,19 +50,27 @@ def pg_dsn() -> Iterator[str]:
         server.stop()
 
 
-@pytest.fixture
-def pg_table(pg_dsn: str) -> Iterator[str]:
-    """A fresh table name; the table is dropped after the test."""
-    name = f"solidline_test_{uuid.uuid4().hex[:16]}"
-    yield name
-    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+def fresh_table() -> str:
+    return f"solidline_test_{uuid.uuid4().hex[:16]}"
+
+
+def drop_table(dsn: str, name: str) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(f"DROP TABLE IF EXISTS {name}")
         conn.execute(f"DROP FUNCTION IF EXISTS {name}_refuse")
 
 
 @pytest.fixture
-def make_log(pg_dsn: str, pg_table: str) -> Iterator[MakeLog]:
-    """Open logs on the test's table (each its own connections, like another host)."""
+def pg_table(pg_dsn: str) -> Iterator[str]:
+    """A fresh table name; the table is dropped after the test."""
+    name = fresh_table()
+    yield name
+    drop_table(pg_dsn, name)
+
+
+@pytest.fixture
+def open_handle(pg_dsn: str, pg_table: str) -> Iterator[MakeLog]:
+    """Open handles on the test's table, each with its own connections as another host's."""
     opened: list[PostgresLog] = []
 
     def make(**options: Any) -> PostgresLog:
@@ -85,46 +94,58 @@ def stored_lines(dsn: str, table: str) -> list[bytes]:
     return [bytes(row[0]) for row in sql(dsn, f"SELECT line FROM {table} ORDER BY seq")]
 
 
-# -- events --------------------------------------------------------------------------------------
+# -- the contract ---------------------------------------------------------------------------------
 
 
-class FakeClock:
-    """One second later at every call, from a fixed moment."""
+@pytest.mark.postgres
+class TestPostgresLogContract(LogContract):
+    """The contract every log keeps, on a real server; each log a fresh table."""
 
-    def __init__(self) -> None:
-        self.now = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)
+    @pytest.fixture
+    def make_log(self, pg_dsn: str) -> Iterator[MakeLog]:
+        opened: list[PostgresLog] = []
 
-    def __call__(self) -> datetime:
-        self.now += timedelta(seconds=1)
-        return self.now
+        def make(**options: Any) -> PostgresLog:
+            log = PostgresLog(pg_dsn, table=fresh_table(), **options)
+            opened.append(log)
+            return log
+
+        yield make
+        for log in opened:
+            log.close()
+            drop_table(pg_dsn, log.table)
+
+    def stored(self, log: EventLog) -> Any:
+        assert isinstance(log, PostgresLog)
+        return sql(log.dsn, f"SELECT seq, id, line, recorded_at FROM {log.table} ORDER BY seq")
+
+    def reopen(self, log: EventLog) -> EventLog:
+        assert isinstance(log, PostgresLog)
+        return PostgresLog(log.dsn, table=log.table)
+
+
+# -- events ----------------------------------------------------------------------------------------
 
 
 def entity(n: int | str) -> EntityDefined:
-    return EntityDefined(id=f"e-{n}", entity=f"org-{n}", kind="organisation", name=f"Org {n}")
-
-
-def meeting(event_id: str, *entities: str) -> Meeting:
-    return Meeting(
-        id=event_id,
-        when="2024-09-22",
-        title="Delegations meet — «solidarność» 团结",
-        sources=[Source(title="Communiqué", publisher="Press office", published="2024-09-23")],
-        participants=[Participant(entity=e) for e in entities],
-    )
+    """The definition of ``org-<n>``, with the id ``e-<n>``."""
+    return attrs.evolve(entities(f"org-{n}")[0], id=f"e-{n}")
 
 
 # -- basics ----------------------------------------------------------------------------------------
 
 
 @pytest.mark.postgres
-def test_append_read_and_reopen(make_log: MakeLog) -> None:
-    log = make_log()
+def test_append_read_and_reopen(open_handle: MakeLog) -> None:
+    log = open_handle()
     assert log.head.seq == 0
     first = log.append(entity(1))
-    batch = log.append([entity(2), meeting("m-1", "org-1", "org-2")])
+    batch = log.append(
+        [entity(2), meeting("m-1", "org-1", "org-2", title="Delegations meet — «solidarność» 团结")]
+    )
     assert [r.seq for r in [*first, *batch]] == [1, 2, 3]
     assert [r.event.id for r in log.read()] == ["e-1", "e-2", "m-1"]
-    again = make_log()  # another connection sees the same log
+    again = open_handle()  # another connection sees the same log
     assert again.get("m-1") == batch[1]
     assert again.head == log.head
     assert again.verify().lines == 3
@@ -132,9 +153,9 @@ def test_append_read_and_reopen(make_log: MakeLog) -> None:
 
 @pytest.mark.postgres
 def test_the_table_holds_seq_id_line_and_recorded_at(
-    make_log: MakeLog, pg_dsn: str, pg_table: str
+    open_handle: MakeLog, pg_dsn: str, pg_table: str
 ) -> None:
-    log = make_log()
+    log = open_handle()
     recorded = log.append([entity(1), entity(2)])
     rows = sql(pg_dsn, f"SELECT seq, id, line, recorded_at FROM {pg_table} ORDER BY seq")
     assert [(seq, id_) for seq, id_, _, _ in rows] == [(1, "e-1"), (2, "e-2")]
@@ -153,23 +174,23 @@ def test_open_log_dispatches_postgresql_urls(pg_dsn: str, pg_table: str) -> None
 
 
 @pytest.mark.postgres
-def test_reads_stream_in_chunks_across_batches(make_log: MakeLog) -> None:
-    log = make_log(chunk_size=3)
+def test_reads_stream_in_chunks_across_batches(open_handle: MakeLog) -> None:
+    log = open_handle(chunk_size=3)
     for n in range(10):
         log.append(entity(n))
     log.append([entity(f"b{n}") for n in range(5)])  # a batch across chunk boundaries
     assert [r.seq for r in log.read()] == list(range(1, 16))
     assert [r.seq for r in log.read(4, 12)] == list(range(4, 12))
     assert log.get_seq(13).event.id == "e-b2"
-    assert make_log(chunk_size=2).verify().lines == 15
+    assert open_handle(chunk_size=2).verify().lines == 15
 
 
 # -- several hosts ---------------------------------------------------------------------------------
 
 
 @pytest.mark.postgres
-def test_two_hosts_appending_at_once_leave_a_gap_free_chain(make_log: MakeLog) -> None:
-    hosts = [make_log(), make_log()]
+def test_two_hosts_appending_at_once_leave_a_gap_free_chain(open_handle: MakeLog) -> None:
+    hosts = [open_handle(), open_handle()]
     errors: list[BaseException] = []
 
     def writer(log: PostgresLog, name: str) -> None:
@@ -187,7 +208,7 @@ def test_two_hosts_appending_at_once_leave_a_gap_free_chain(make_log: MakeLog) -
         thread.join()
     assert errors == []
     expected = 4 * sum(1 + n % 3 for n in range(20))
-    fresh = make_log()
+    fresh = open_handle()
     report = fresh.verify()
     assert report.lines == expected
     assert [r.seq for r in fresh.read()] == list(range(1, expected + 1))
@@ -195,8 +216,8 @@ def test_two_hosts_appending_at_once_leave_a_gap_free_chain(make_log: MakeLog) -
 
 
 @pytest.mark.postgres
-def test_the_same_event_from_two_hosts_is_recorded_once(make_log: MakeLog) -> None:
-    a, b = make_log(), make_log()
+def test_the_same_event_from_two_hosts_is_recorded_once(open_handle: MakeLog) -> None:
+    a, b = open_handle(), open_handle()
     first = a.append(entity(1))
     assert b.append(entity(1)) == first
     with pytest.raises(ConflictingAppend):
@@ -205,13 +226,13 @@ def test_the_same_event_from_two_hosts_is_recorded_once(make_log: MakeLog) -> No
 
 
 @pytest.mark.postgres
-def test_hosts_creating_the_table_at_once(make_log: MakeLog) -> None:
+def test_hosts_creating_the_table_at_once(open_handle: MakeLog) -> None:
     logs: list[PostgresLog] = []
     errors: list[BaseException] = []
 
     def open_one() -> None:
         try:
-            logs.append(make_log())
+            logs.append(open_handle())
         except BaseException as exc:  # reported below
             errors.append(exc)
 
@@ -230,16 +251,20 @@ def test_hosts_creating_the_table_at_once(make_log: MakeLog) -> None:
 
 @pytest.mark.postgres
 def test_the_table_exports_to_the_bytes_jsonl_writes(
-    make_log: MakeLog, pg_dsn: str, pg_table: str, tmp_path: Path
+    open_handle: MakeLog, pg_dsn: str, pg_table: str, tmp_path: Path
 ) -> None:
     batches: list[list[Event]] = [
         [entity(1)],
-        [entity(2), entity(3), meeting("m-1", "org-1", "org-2")],
+        [
+            entity(2),
+            entity(3),
+            meeting("m-1", "org-1", "org-2", title="Delegations meet — «solidarność» 团结"),
+        ],
         [entity(1)],  # already recorded: written once
         [meeting("m-2", "org-2", "org-3"), entity(4)],
     ]
     jsonl = JsonlLog(tmp_path / "log", clock=FakeClock())
-    pg = make_log(clock=FakeClock())
+    pg = open_handle(clock=FakeClock())
     for batch in batches:
         assert jsonl.append(batch) == pg.append(batch)
     segments = sorted((tmp_path / "log").glob("*.jsonl"))
@@ -256,8 +281,8 @@ def test_the_table_exports_to_the_bytes_jsonl_writes(
 
 
 @pytest.mark.postgres
-def test_wait_for_new_returns_at_once_when_the_log_is_ahead(make_log: MakeLog) -> None:
-    reader, writer = make_log(), make_log()
+def test_wait_for_new_returns_at_once_when_the_log_is_ahead(open_handle: MakeLog) -> None:
+    reader, writer = open_handle(), open_handle()
     assert reader.wait_for_new(0.05) is None
     writer.append([entity(1), entity(2)])
     assert reader.wait_for_new(10) == 2
@@ -283,8 +308,8 @@ def test_wait_for_new_is_woken_by_a_notification(pg_dsn: str, pg_table: str) -> 
 
 
 @pytest.mark.postgres
-def test_wait_for_new_wakes_a_waiting_thread(make_log: MakeLog) -> None:
-    reader, writer = make_log(), make_log()
+def test_wait_for_new_wakes_a_waiting_thread(open_handle: MakeLog) -> None:
+    reader, writer = open_handle(), open_handle()
     writer.append(entity(1))
     got: list[int | None] = []
     waiting = threading.Thread(target=lambda: got.append(reader.wait_for_new(30, after=1)))
@@ -296,9 +321,9 @@ def test_wait_for_new_wakes_a_waiting_thread(make_log: MakeLog) -> None:
 
 @pytest.mark.postgres
 def test_wait_for_new_ignores_foreign_payloads_and_failed_commits(
-    make_log: MakeLog, pg_dsn: str, pg_table: str
+    open_handle: MakeLog, pg_dsn: str, pg_table: str
 ) -> None:
-    reader, writer = make_log(), make_log()
+    reader, writer = open_handle(), open_handle()
     assert reader.wait_for_new(0.01) is None  # listening from here on
     sql(pg_dsn, "SELECT pg_notify(%s, 'hello')", (reader.channel,))
     _fail_at_commit(pg_dsn, pg_table, "e-late")
@@ -328,15 +353,15 @@ def _fail_at_commit(dsn: str, table: str, event_id: str) -> None:
 
 @pytest.mark.postgres
 def test_a_batch_the_server_refuses_leaves_no_trace(
-    make_log: MakeLog, pg_dsn: str, pg_table: str
+    open_handle: MakeLog, pg_dsn: str, pg_table: str
 ) -> None:
-    log = make_log()
+    log = open_handle()
     log.append(entity(1))
     sql(pg_dsn, f"ALTER TABLE {pg_table} ADD CONSTRAINT no_bad CHECK (id <> 'e-bad')")
     with pytest.raises(LogError, match="nothing was recorded"):
         log.append([entity(2), entity("bad"), entity(3)])
     assert log.head.seq == 1
-    assert make_log().head.seq == 1
+    assert open_handle().head.seq == 1
     assert log.get("e-2") is None
     assert log.append(entity(2))[0].seq == 2  # the refused ids were not kept in the index
     assert log.verify().lines == 2
@@ -344,9 +369,9 @@ def test_a_batch_the_server_refuses_leaves_no_trace(
 
 @pytest.mark.postgres
 def test_a_failed_commit_is_a_durability_error_and_leaves_no_trace(
-    make_log: MakeLog, pg_dsn: str, pg_table: str
+    open_handle: MakeLog, pg_dsn: str, pg_table: str
 ) -> None:
-    log = make_log()
+    log = open_handle()
     log.append(entity(1))
     _fail_at_commit(pg_dsn, pg_table, "e-late")
     with pytest.raises(DurabilityError, match="may or may not be recorded"):
@@ -357,8 +382,8 @@ def test_a_failed_commit_is_a_durability_error_and_leaves_no_trace(
 
 
 @pytest.mark.postgres
-def test_dropped_connections_are_opened_again(make_log: MakeLog, pg_dsn: str) -> None:
-    log = make_log()
+def test_dropped_connections_are_opened_again(open_handle: MakeLog, pg_dsn: str) -> None:
+    log = open_handle()
     log.append(entity(1))
     assert log._reader is not None
     assert log._writer is not None
@@ -369,8 +394,8 @@ def test_dropped_connections_are_opened_again(make_log: MakeLog, pg_dsn: str) ->
 
 
 @pytest.mark.postgres
-def test_a_closed_log_refuses_to_work(make_log: MakeLog) -> None:
-    log = make_log()
+def test_a_closed_log_refuses_to_work(open_handle: MakeLog) -> None:
+    log = open_handle()
     log.close()
     log.close()
     with pytest.raises(LogError, match="closed"):
@@ -382,41 +407,41 @@ def test_a_closed_log_refuses_to_work(make_log: MakeLog) -> None:
 
 @pytest.mark.postgres
 def test_a_table_that_is_not_a_log_is_refused(
-    make_log: MakeLog, pg_dsn: str, pg_table: str
+    open_handle: MakeLog, pg_dsn: str, pg_table: str
 ) -> None:
     sql(pg_dsn, f"CREATE TABLE {pg_table} (seq bigint)")
     with pytest.raises(LogError, match="is not a solidline log"):
-        make_log()
+        open_handle()
 
 
 @pytest.mark.postgres
 def test_an_unknown_schema_version_is_refused(
-    make_log: MakeLog, pg_dsn: str, pg_table: str
+    open_handle: MakeLog, pg_dsn: str, pg_table: str
 ) -> None:
-    make_log().append(entity(1))
+    open_handle().append(entity(1))
     sql(pg_dsn, f"COMMENT ON TABLE {pg_table} IS 'solidline event log, schema 99'")
     with pytest.raises(LogError, match="schema version 99"):
-        make_log()
+        open_handle()
 
 
 @pytest.mark.postgres
-def test_readonly_and_create_false(make_log: MakeLog) -> None:
+def test_readonly_and_create_false(open_handle: MakeLog) -> None:
     with pytest.raises(LogError, match="there is no log table"):
-        make_log(readonly=True)
+        open_handle(readonly=True)
     with pytest.raises(LogError, match="there is no log table"):
-        make_log(create=False)
-    make_log().append(entity(1))
-    reader = make_log(readonly=True)
+        open_handle(create=False)
+    open_handle().append(entity(1))
+    reader = open_handle(readonly=True)
     assert reader.head.seq == 1
     with pytest.raises(LogError, match="read-only"):
         reader.append(entity(2))
 
 
 @pytest.mark.postgres
-def test_a_schema_qualified_table(make_log: MakeLog, pg_dsn: str, pg_table: str) -> None:
+def test_a_schema_qualified_table(open_handle: MakeLog, pg_dsn: str, pg_table: str) -> None:
     sql(pg_dsn, f"CREATE SCHEMA {pg_table}_s")
     try:
-        log = make_log(table=f"{pg_table}_s.events")
+        log = open_handle(table=f"{pg_table}_s.events")
         log.append(entity(1))
         assert stored_lines(pg_dsn, f"{pg_table}_s.events") == [r.raw for r in log._raw_lines(1)]
         assert log.channel == "events_appended"

@@ -200,7 +200,7 @@ class PostgresLog(EventLog):
         Returns the comment of the table as it is then (another host may have created it first).
         """
         sql = self._sql
-        conn = self._write_conn()
+        conn = self._read_conn()  # a reader may never append: open no writer connection for it
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
             comment = self._table_comment(conn)
