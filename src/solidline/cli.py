@@ -297,3 +297,26 @@ def _parse_moment(text: str) -> dt.datetime:
     except ValueError:
         raise click.BadParameter(f"{text!r} is not an ISO time such as 2026-11-23T14:00Z") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+# -- publish ---------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="solidline.toml to read (also accepted before the command).")
+@click.pass_context
+@reports_errors
+def publish(ctx: click.Context, config_path: Path | None) -> None:
+    """Write feeds, timeline pages and TimelineJS files into [site] output.
+
+    Safe under cron: a run with nothing new since the last one changes nothing and says so;
+    files are replaced whole and only when their bytes change; a damaged log (exit 3) or an
+    output folder that cannot be written (exit 5) leaves the previous output as it was; a run
+    while another holds the lock exits with 4.
+    """
+    from .site import publish as publish_site
+
+    config = load_config(config_path) if config_path else config_of(ctx)
+    assert config is not None
+    click.echo(publish_site(config).summary())

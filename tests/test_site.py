@@ -1,0 +1,448 @@
+"""``publish``: every file, byte-identical reruns, only affected files rewritten, safe failures."""
+
+from __future__ import annotations
+
+import fcntl
+import re
+import shutil
+from collections.abc import Callable
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from solidline import (
+    CorruptLog,
+    JsonlLog,
+    LogLocked,
+    Meeting,
+    Participant,
+    Period,
+    Person,
+    PublishError,
+    Source,
+    Visit,
+)
+from solidline.config import Config, load_config
+from solidline.model import Corrected, StatusChanged
+from solidline.site import PublishReport, default_templates, publish
+from solidline.timeline import Projection
+
+ROOT = Path(__file__).resolve().parent.parent
+EVENTS = ROOT / "events"
+
+SITE = """
+[log]
+path = "events"
+
+[site]
+output = "public"
+base_url = "https://example.org/solidline/"
+title = "The record"
+"""
+
+
+def write_config(folder: Path, extra: str = "") -> Config:
+    (folder / "solidline.toml").write_text(SITE + extra, encoding="utf-8")
+    return load_config(folder / "solidline.toml")
+
+
+@pytest.fixture
+def record(tmp_path: Path) -> Config:
+    """A copy of the real record in ``events/`` and a configuration publishing it."""
+    shutil.copytree(EVENTS, tmp_path / "events")
+    return write_config(tmp_path)
+
+
+@pytest.fixture
+def small(tmp_path: Path, make_entities: Callable[..., Any]) -> Callable[..., Config]:
+    """``small(*events)``: a new log holding two parties and the events, and its configuration."""
+
+    def make(*events: Any) -> Config:
+        with JsonlLog(tmp_path / "events") as log:
+            log.append([*make_entities("cpusa", "cpv"), *events])
+        return write_config(tmp_path)
+
+    return make
+
+
+def snapshot(output: Path) -> dict[str, tuple[bytes, int]]:
+    """Every published file (not the checkpoint): its bytes and mtime."""
+    return {
+        str(p.relative_to(output)): (p.read_bytes(), p.stat().st_mtime_ns)
+        for p in sorted(output.rglob("*"))
+        if p.is_file() and ".solidline" not in p.parts
+    }
+
+
+def page(config: Config, name: str) -> str:
+    return (config.path("public") / name).read_text(encoding="utf-8")
+
+
+class _Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.links: list[dict[str, str | None]] = []
+        self.anchors: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "link":
+            self.links.append(dict(attrs))
+        elif tag == "a":
+            self.anchors.append(dict(attrs).get("href") or "")
+
+
+def links_of(html: str) -> _Links:
+    parser = _Links()
+    parser.feed(html)
+    return parser
+
+
+# -- what is written -------------------------------------------------------------------------------
+
+
+def test_publish_writes_every_timeline_as_page_feeds_and_export(record: Config) -> None:
+    report = publish(record)
+
+    projection = Projection.from_log(JsonlLog(EVENTS, readonly=True, create=False))
+    keys = ["all", *projection.relationships(), *projection.entities()]
+    expected = {"index.html", "all.html"}
+    for key in keys:
+        expected |= {f"feeds/{key}.atom", f"feeds/{key}.rss", f"timelines/{key}.json"}
+        if key != "all":
+            folder = "relationships" if "~" in key else "entities"
+            expected.add(f"{folder}/{key}.html")
+    assert set(snapshot(record.path("public"))) == expected
+    assert set(report.written) == expected
+    assert "relationships/cpusa~cpv.html" in expected
+    assert "entities/la.html" in expected
+    assert report.head.seq == 39
+    assert not report.nothing_new
+
+
+def test_index_links_to_files_that_exist_and_announces_the_whole_record_feeds(
+    record: Config,
+) -> None:
+    publish(record)
+    output = record.path("public")
+    found = links_of(page(record, "index.html"))
+
+    alternates = {
+        (link["type"], link["href"]) for link in found.links if link["rel"] == "alternate"
+    }
+    assert alternates == {
+        ("application/atom+xml", "feeds/all.atom"),
+        ("application/rss+xml", "feeds/all.rss"),
+    }
+    local = [href for href in found.anchors if not href.startswith(("http", "#"))]
+    assert "feeds/cpusa~cpv.atom" in local
+    assert "entities/cpusa.html" in local
+    for href in local:
+        assert (output / href).is_file(), href
+
+
+def test_every_page_announces_its_own_feeds_and_links_resolve(record: Config) -> None:
+    publish(record)
+    output = record.path("public")
+    for html in output.glob("*/*.html"):
+        found = links_of(html.read_text(encoding="utf-8"))
+        key = html.stem
+        feeds = {link["href"] for link in found.links if link["rel"] == "alternate"}
+        assert feeds == {f"../feeds/{key}.atom", f"../feeds/{key}.rss"}
+        for href in found.anchors:
+            if not href.startswith(("http", "#")):
+                assert (html.parent / href).resolve().is_file(), (html, href)
+
+
+def test_feed_entries_link_to_the_anchor_on_the_page(record: Config) -> None:
+    publish(record)
+    atom = page(record, "feeds/cpusa~cpv.atom")
+    html = page(record, "relationships/cpusa~cpv.html")
+    targets = re.findall(
+        r'href="https://example.org/solidline/relationships/cpusa~cpv.html#([^"]+)"', atom
+    )
+    assert len(targets) == 7
+    for anchor in targets:
+        assert f'id="{anchor}"' in html
+
+
+def test_the_same_record_gives_the_same_bytes_in_another_folder(
+    record: Config, tmp_path: Path
+) -> None:
+    publish(record)
+    other = tmp_path / "elsewhere"
+    shutil.copytree(tmp_path / "events", other / "events")
+    publish(write_config(other))
+    first = {k: v[0] for k, v in snapshot(record.path("public")).items()}
+    second = {k: v[0] for k, v in snapshot(other / "public").items()}
+    assert first == second
+
+
+# -- nothing new, and only what changed ------------------------------------------------------------
+
+
+def test_a_second_run_changes_nothing_and_says_so(record: Config) -> None:
+    publish(record)
+    before = snapshot(record.path("public"))
+    state = (record.path("public") / ".solidline" / "state.json").read_bytes()
+
+    report = publish(record)
+
+    assert report.nothing_new
+    assert report.written == ()
+    assert report.rendered == 0
+    assert report.summary().startswith(f"nothing new: {len(before)} files unchanged")
+    assert snapshot(record.path("public")) == before
+    assert (record.path("public") / ".solidline" / "state.json").read_bytes() == state
+
+
+def test_appending_an_event_rewrites_only_the_files_it_touches(
+    record: Config, make_source: Callable[..., Source]
+) -> None:
+    publish(record)
+    before = snapshot(record.path("public"))
+    with JsonlLog(record.path("events")) as log:
+        log.append(
+            [
+                Meeting(
+                    id="2026-01-cpusa-cpv",
+                    when="2026-01",
+                    title="A new meeting",
+                    sources=[make_source()],
+                    participants=[Participant(entity="cpusa"), Participant(entity="cpv")],
+                )
+            ]
+        )
+
+    report = publish(record)
+
+    after = snapshot(record.path("public"))
+    changed = {name for name in after if after[name] != before.get(name)}
+    touched = {
+        "index.html",
+        "all.html",
+        "relationships/cpusa~cpv.html",
+        "entities/cpusa.html",
+        "entities/cpv.html",
+    }
+    for key in ("all", "cpusa~cpv", "cpusa", "cpv"):
+        touched |= {f"feeds/{key}.atom", f"feeds/{key}.rss", f"timelines/{key}.json"}
+    assert changed == touched
+    assert set(report.written) == touched
+    assert report.rendered == 4  # the whole record, the relationship and its two entities
+    assert "A new meeting" in page(record, "relationships/cpusa~cpv.html")
+
+
+def test_a_file_deleted_from_the_output_is_written_again(record: Config) -> None:
+    publish(record)
+    (record.path("public") / "feeds" / "la~vn.atom").unlink()
+
+    report = publish(record)
+
+    assert report.written == ("feeds/la~vn.atom",)
+    assert (record.path("public") / "feeds" / "la~vn.atom").is_file()
+
+
+def test_files_of_a_timeline_that_is_gone_are_removed(
+    small: Callable[..., Config], make_meeting: Callable[..., Meeting]
+) -> None:
+    config = small(make_meeting("m1", "cpusa", "cpv"))
+    publish(config)
+    assert (config.path("public") / "relationships" / "cpusa~cpv.html").is_file()
+    with JsonlLog(config.path("events")) as log:
+        log.append(
+            [
+                Corrected(
+                    target="m1",
+                    changes={"participants": [{"entity": "cpusa"}]},
+                    reason="only the CPUSA was there",
+                )
+            ]
+        )
+
+    report = publish(config)
+
+    assert "relationships/cpusa~cpv.html" in report.removed
+    assert not (config.path("public") / "relationships" / "cpusa~cpv.html").exists()
+    assert not (config.path("public") / "feeds" / "cpusa~cpv.atom").exists()
+
+
+def test_a_changed_template_renders_the_pages_again(record: Config, tmp_path: Path) -> None:
+    publish(record)
+    custom = tmp_path / "mine"
+    custom.mkdir()
+    base = (default_templates() / "_base.html.j2").read_text(encoding="utf-8")
+    (custom / "_base.html.j2").write_text(
+        base.replace("<footer", "<!-- mine --><footer"), encoding="utf-8"
+    )
+    config = write_config(tmp_path, 'templates = "mine"\n')
+
+    report = publish(config)
+
+    assert "<!-- mine -->" in page(config, "all.html")
+    assert "feeds/all.atom" not in report.written  # feeds do not use the templates
+
+
+# -- failures leave the output as it was -----------------------------------------------------------
+
+
+def test_a_tampered_log_stops_the_run_and_keeps_the_output(record: Config) -> None:
+    publish(record)
+    before = snapshot(record.path("public"))
+    segment = next(record.path("events").glob("*.jsonl"))
+    segment.write_bytes(
+        segment.read_bytes().replace(b"thousands of masks", b"millions of masks", 1)
+    )
+
+    with pytest.raises(CorruptLog, match="line"):
+        publish(record)
+    assert snapshot(record.path("public")) == before
+
+
+def test_an_output_that_cannot_be_created_is_a_publish_error(record: Config) -> None:
+    (record.root / "file").write_text("not a folder")
+    config = write_config(record.root, "")
+    toml = (record.root / "solidline.toml").read_text().replace('"public"', '"file/public"')
+    (record.root / "solidline.toml").write_text(toml)
+    with pytest.raises(PublishError, match="file/public"):
+        publish(load_config(record.root / "solidline.toml"))
+    assert config.site is not None
+
+
+def test_a_second_run_while_one_holds_the_lock_stops(record: Config) -> None:
+    publish(record)
+    lock = record.path("public") / ".solidline" / "publish.lock"
+    with lock.open("a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(LogLocked, match="another `solidline publish`"):
+            publish(record)
+    assert publish(record).nothing_new
+
+
+# -- the page --------------------------------------------------------------------------------------
+
+
+def test_event_text_is_escaped(
+    small: Callable[..., Config],
+    make_meeting: Callable[..., Meeting],
+    make_source: Callable[..., Source],
+) -> None:
+    attack = "<script>alert('x')</script>"
+    config = small(
+        make_meeting(
+            "m1",
+            "cpusa",
+            "cpv",
+            title=f"Title {attack}",
+            summary=f"Summary {attack}",
+            place="<img src=x onerror=alert(1)>",
+            note=f"Note {attack}",
+            sources=[make_source(title=f"Source {attack}", quote=f"Quote {attack}")],
+        )
+    )
+    publish(config)
+    for name in ("relationships/cpusa~cpv.html", "all.html", "entities/cpusa.html"):
+        html = page(config, name)
+        assert "<script>" not in html
+        assert "<img" not in html
+        assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in html
+    assert "<script>" not in page(config, "index.html")
+
+
+def test_dates_show_their_precision_and_spans(
+    small: Callable[..., Config], make_source: Callable[..., Source]
+) -> None:
+    config = small(
+        Visit(
+            id="v1",
+            when="2021-06",
+            title="A visit",
+            sources=[make_source()],
+            visitor="cpusa",
+            host="cpv",
+            level="official",
+        ),
+        Period(
+            id="p1",
+            when="1945/1975",
+            title="Joint struggle",
+            sources=[make_source()],
+            participants=["cpusa", "cpv"],
+        ),
+    )
+    publish(config)
+    html = page(config, "relationships/cpusa~cpv.html")
+    assert '<time class="date" datetime="2021-06">June 2021</time>' in html
+    assert '<span class="date span">1945–1975</span>' in html
+    assert html.index("1945–1975") < html.index("June 2021")  # oldest first
+    assert "official visit" in html
+
+
+def test_status_corrections_people_place_and_sources_are_visible(
+    small: Callable[..., Config],
+    make_meeting: Callable[..., Meeting],
+    make_source: Callable[..., Source],
+) -> None:
+    people = [Person(name="Rossana Cambron", role="co-Chair", entity="cpusa")]
+    config = small(
+        make_meeting(
+            "s1",
+            "cpusa",
+            "cpv",
+            status="scheduled",
+            place="Hanoi",
+            people=people,
+            note="The year is the article's.",
+        ),
+        make_meeting("p1", "cpusa", "cpv", when="2024-10-01"),
+        make_meeting(
+            "c1",
+            "cpusa",
+            "cpv",
+            when="2024-11-01",
+            sources=[make_source(url=None, title="A printed leaflet")],
+        ),
+        StatusChanged(target="p1", status="postponed", reason="the delegation was delayed"),
+        StatusChanged(target="c1", status="cancelled"),
+        Corrected(target="s1", changes={"title": "Meeting in Hanoi"}, reason="typo"),
+    )
+    publish(config)
+    html = page(config, "relationships/cpusa~cpv.html")
+    for status in ("scheduled", "postponed", "cancelled"):
+        assert f'<span class="badge {status}">{status}</span>' in html
+    assert 'id="s1"' in html
+    assert 'id="p1"' in html
+    assert 'id="c1"' in html
+    assert "Meeting in Hanoi" in html
+    assert re.search(r"Corrected on \d+ \w+ \d{4} \(title\): typo", html)
+    assert "Marked postponed on" in html
+    assert "the delegation was delayed" in html
+    assert "Hanoi" in html
+    assert "Rossana Cambron (co-Chair, Party CPUSA)" in html
+    assert "How the record reads the source:</strong> The year is the article&#39;s." in html
+    assert '<a href="https://cpusa.org/article/to-our-comrades-in-vietnam-solidarity/"' in html
+    assert "<cite>A printed leaflet</cite>" in html
+
+
+def test_the_page_has_no_external_resources_and_adapts_to_dark_mode(record: Config) -> None:
+    publish(record)
+    html = page(record, "relationships/cpusa~cpv.html")
+    assert "prefers-color-scheme: dark" in html
+    assert 'name="viewport"' in html
+    assert not re.search(r"<(?:script|img|link[^>]+stylesheet)", html)
+    assert not re.search(r'(?:src|@import|url\()\s*["\']?https?:', html)
+
+
+def test_default_templates_are_found(record: Config) -> None:
+    folder = default_templates()
+    assert {"_base.html.j2", "index.html.j2", "timeline.html.j2"} <= {
+        p.name for p in folder.iterdir()
+    }
+
+
+def test_report_summary_names_what_was_written(record: Config) -> None:
+    report = publish(record)
+    assert isinstance(report, PublishReport)
+    assert report.summary().startswith("published log head seq 39")
+    assert f"{len(report.written)} files written" in report.summary()
