@@ -189,8 +189,11 @@ def test_reads_stream_in_chunks_across_batches(open_handle: MakeLog) -> None:
 
 
 @pytest.mark.postgres
-def test_two_hosts_appending_at_once_leave_a_gap_free_chain(open_handle: MakeLog) -> None:
-    hosts = [open_handle(), open_handle()]
+def test_two_hosts_appending_at_once_leave_a_gap_free_chain(
+    open_handle: MakeLog, pg_table: str
+) -> None:
+    # one names the table with its schema, one without: they must take the same lock
+    hosts = [open_handle(), open_handle(table=f"public.{pg_table}")]
     errors: list[BaseException] = []
 
     def writer(log: PostgresLog, name: str) -> None:
@@ -294,16 +297,22 @@ def test_wait_for_new_returns_at_once_when_the_log_is_ahead(open_handle: MakeLog
 @pytest.mark.postgres
 def test_wait_for_new_is_woken_by_a_notification(pg_dsn: str, pg_table: str) -> None:
     class AppendsAfterLooking(PostgresLog):
-        """Another host appends just after the reader checked the table: only NOTIFY tells."""
+        """Another host appends just after the reader looked at the table: only NOTIFY tells."""
+
+        appends = 0
 
         def _max_seq(self, conn: Any) -> int:
             seen = super()._max_seq(conn)
-            with PostgresLog(pg_dsn, table=pg_table) as writer:
-                writer.append(entity(seen + 1))
+            if self.appends:
+                self.appends -= 1
+                with PostgresLog(pg_dsn, table=pg_table) as writer:
+                    writer.append(entity(seen + 1))
             return seen
 
     with AppendsAfterLooking(pg_dsn, table=pg_table) as reader:
+        reader.appends = 1
         assert reader.wait_for_new(30) == 1
+        reader.appends = 1
         assert reader.wait_for_new(30, after=1) == 2
 
 
@@ -439,15 +448,21 @@ def test_readonly_and_create_false(open_handle: MakeLog) -> None:
 
 @pytest.mark.postgres
 def test_a_schema_qualified_table(open_handle: MakeLog, pg_dsn: str, pg_table: str) -> None:
-    sql(pg_dsn, f"CREATE SCHEMA {pg_table}_s")
+    sql(pg_dsn, f"CREATE SCHEMA {pg_table}_s; CREATE SCHEMA {pg_table}_t")
     try:
         log = open_handle(table=f"{pg_table}_s.events")
         log.append(entity(1))
         assert stored_lines(pg_dsn, f"{pg_table}_s.events") == [r.raw for r in log._raw_lines(1)]
         assert log.channel == "events_appended"
+        # a table of the same name elsewhere shares the channel, but does not wake this log
+        other = open_handle(table=f"{pg_table}_t.events")
+        assert other.wait_for_new(0.01) is None
+        log.append(entity(2))
+        assert other.wait_for_new(0.2) is None
         log.close()
+        other.close()
     finally:
-        sql(pg_dsn, f"DROP SCHEMA {pg_table}_s CASCADE")
+        sql(pg_dsn, f"DROP SCHEMA {pg_table}_s CASCADE; DROP SCHEMA {pg_table}_t CASCADE")
 
 
 # -- without a server ------------------------------------------------------------------------------

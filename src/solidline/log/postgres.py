@@ -10,7 +10,7 @@ Layout: one table (``solidline_events`` unless named otherwise)::
 The lines are byte for byte those a :class:`~solidline.log.JsonlLog` writes, so the hash chain is
 the same and a table exports to JSON Lines by concatenating ``line`` in seq order.
 
-Writers serialize on a transaction-scoped advisory lock derived from the table name
+Writers serialize on a transaction-scoped advisory lock derived from the table's schema and name
 (``pg_advisory_xact_lock``); a batch is inserted and committed in that transaction, so it is
 visible entirely or not at all, and the lock is released by the commit. Readers use their own
 autocommit connection and take no lock. Each commit notifies the channel (``<table>_appended``
@@ -110,9 +110,9 @@ class PostgresLog(EventLog):
         self.channel = channel
         self.readonly = readonly
         self.chunk_size = chunk_size
+        self._parts = parts
         self._ident: sql.Identifier = self._sql.Identifier(*parts)
-        digest = hashlib.sha256(b"solidline:" + table.encode()).digest()
-        self._lock_key = int.from_bytes(digest[:8], "big", signed=True)
+        self._lock_key = _lock_key(*parts)  # pinned to schema.table once the table is found
         self._thread_lock = threading.Lock()
         self._closed = False
         self._reader: psycopg.Connection[tuple[Any, ...]] | None = None
@@ -166,6 +166,8 @@ class PostgresLog(EventLog):
             comment = self._table_comment(self._read_conn())
             if comment is None and create:
                 comment = self._create_table()
+            if comment is not None:
+                self._pin()
         except self._pg.Error as exc:
             raise LogError(f"cannot open the log table {self.table}: {_first_line(exc)}") from None
         if comment is None:
@@ -194,6 +196,22 @@ class PostgresLog(EventLog):
         ).fetchone()
         return None if row is None else (row[0] or "")
 
+    def _pin(self) -> None:
+        """Name the table by schema and name from now on, and derive the lock from both.
+
+        Hosts that name it ``events`` and ``public.events`` then take the same lock, and a
+        connection with another ``search_path`` still finds the same table.
+        """
+        conn = self._read_conn()
+        row = conn.execute(
+            "SELECT n.nspname, c.relname FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass(%s)",
+            (self._ident.as_string(conn),),
+        ).fetchone()
+        if row is not None:
+            self._ident = self._sql.Identifier(row[0], row[1])
+            self._lock_key = _lock_key(row[0], row[1])
+
     def _create_table(self) -> str | None:
         """Create the table under the writers' lock (hosts opening a new log at once do not race).
 
@@ -202,7 +220,11 @@ class PostgresLog(EventLog):
         sql = self._sql
         conn = self._read_conn()  # a reader may never append: open no writer connection for it
         with conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
+            parts = self._parts
+            if len(parts) == 1:  # it is created in the current schema: lock as _pin will
+                row = conn.execute("SELECT current_schema()").fetchone()
+                parts = [row[0], *parts] if row and row[0] else parts
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(*parts),))
             comment = self._table_comment(conn)
             if comment is not None:
                 return comment
@@ -345,15 +367,16 @@ class PostgresLog(EventLog):
         deadline = time.monotonic() + timeout
         conn = self._listen()
         try:
-            newest = self._max_seq(conn)  # after LISTEN: an append since is notified, not lost
-            if newest > after:
-                return self._drain(conn, newest)
-            while (remaining := deadline - time.monotonic()) > 0:
-                notes = list(conn.notifies(timeout=remaining, stop_after=1))
-                seq = max((_notified_seq(note.payload) for note in notes), default=0)
-                if seq > after:
-                    return self._drain(conn, seq)
-            return None
+            while True:
+                # after LISTEN, so an append committed since is notified, not lost; checked
+                # after each notification, as other tables may share the channel
+                newest = self._max_seq(conn)
+                if newest > after:
+                    return newest
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return None
+                list(conn.notifies(timeout=remaining, stop_after=1))
         except self._pg.OperationalError as exc:
             conn.close()
             self._listener = None
@@ -373,17 +396,11 @@ class PostgresLog(EventLog):
         row = conn.execute(query).fetchone()
         return int(row[0]) if row else 0
 
-    def _drain(self, conn: psycopg.Connection[tuple[Any, ...]], seq: int) -> int:
-        """The newest seq among ``seq`` and the notifications already received."""
-        notes = list(conn.notifies(timeout=0))
-        return max([seq, *(_notified_seq(note.payload) for note in notes)])
 
-
-def _notified_seq(payload: str) -> int:
-    try:
-        return int(payload)
-    except ValueError:
-        return 0  # not ours: someone else notified the channel
+def _lock_key(*names: str) -> int:
+    """The advisory lock's key for a table: 64 bits of a hash of its (schema-qualified) name."""
+    digest = hashlib.sha256(b"solidline:" + ".".join(names).encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
 
 
 def _first_line(exc: BaseException) -> str:
