@@ -25,5 +25,5 @@ def open_log(
     if text.startswith(("postgresql://", "postgres://")):
         from .postgres import PostgresLog  # optional extra: psycopg
 
-        return PostgresLog(text, **options)  # type: ignore[arg-type]
+        return PostgresLog(text, readonly=readonly, **options)  # type: ignore[arg-type]
     return JsonlLog(text, readonly=readonly, create=not readonly, **options)  # type: ignore[arg-type]
