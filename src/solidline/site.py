@@ -47,10 +47,9 @@ import re
 import secrets
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
-import jinja2
 import orjson
 
 from . import __version__
@@ -58,8 +57,6 @@ from ._errors import ConfigError, CorruptLog, LogLocked, PublishError
 from .codec import Recorded, format_timestamp
 from .config import Config, SiteConfig
 from .dates import parse_date
-from .exports import timelinejs
-from .feeds import FeedSpec, render_feed
 from .log import EventLog, Head, JsonlLog, open_log
 from .model import (
     AgreementSigned,
@@ -81,6 +78,9 @@ from .model import (
     Visit,
 )
 from .timeline import Entry, Projection, Timeline, parse_pair
+
+if TYPE_CHECKING:  # imported when something is rendered: a run with nothing new needs neither
+    import jinja2
 
 __all__ = ["PublishReport", "default_templates", "page_environment", "publish"]
 
@@ -138,14 +138,13 @@ def publish(config: Config) -> PublishReport:
         PublishError: the output folder could not be written; the previous output is intact.
     """
     site = config.require_site()
-    environment = page_environment(config)
     output = config.path(site.output)
     state_dir = _make_folder(output / _STATE_DIR)
     with (
         _exclusive(state_dir / "publish.lock", output),
         open_log(config.log_location, readonly=True) as log,
     ):
-        return _Run(config, site, environment, output, log).run()
+        return _Run(config, site, output, log).run()
 
 
 # -- templates -------------------------------------------------------------------------------------
@@ -167,6 +166,8 @@ def default_templates() -> Path:
 
 def page_environment(config: Config) -> jinja2.Environment:
     """The jinja2 environment of the pages: ``[site] templates`` first, then the defaults."""
+    import jinja2
+
     site = config.require_site()
     loaders: list[jinja2.BaseLoader] = []
     for folder in _template_folders(config, site):
@@ -353,11 +354,11 @@ class _Run:
         self,
         config: Config,
         site: SiteConfig,
-        environment: jinja2.Environment,
         output: Path,
         log: EventLog,
     ) -> None:
-        self.site, self.environment, self.output, self.log = site, environment, output, log
+        self.config, self.site, self.output, self.log = config, site, output, log
+        self.environment: jinja2.Environment | None = None
         self.state_path = output / _STATE_DIR / "state.json"
         self.state = _load_state(self.state_path)
         templates = _templates_digest(_template_folders(config, site))
@@ -366,6 +367,9 @@ class _Run:
         ).hexdigest()
         same = self.state.get("settings") == self.settings
         self.old_files: dict[str, list[Any]] = self.state.get("files", {})
+        self.old_owners: dict[str, dict[str, str]] = {}
+        for name, (key, *_) in self.old_files.items():
+            self.old_owners.setdefault(key, {})[name] = key
         self.old_prints: dict[str, str] = self.state.get("timelines", {}) if same else {}
 
     def run(self) -> PublishReport:
@@ -404,7 +408,7 @@ class _Run:
                     self.old_prints.get(target.key) == prints[target.key]
                     and target.key not in damaged
                 ):
-                    owners.update(_owned_by(self.old_files, target.key))
+                    owners.update(self.old_owners.get(target.key, {}))
                     continue
                 rendered += 1
                 for name, data in self._render(target, tag_date):
@@ -426,6 +430,9 @@ class _Run:
         )
 
     def _render(self, target: _Target, tag_date: str) -> Iterator[tuple[str, bytes]]:
+        from .exports import timelinejs
+        from .feeds import FeedSpec, render_feed
+
         site = self.site
         yield target.page, self._render_page(target)
         for format in site.formats:
@@ -459,6 +466,8 @@ class _Run:
         return self._template("index.html.j2", _index_context(page, targets))
 
     def _template(self, name: str, context: dict[str, Any]) -> bytes:
+        if self.environment is None:
+            self.environment = page_environment(self.config)
         return self.environment.get_template(name).render(context).encode("utf-8")
 
     def _save_state(
@@ -511,10 +520,6 @@ def _verified(records: Iterable[Recorded], first: list[Recorded]) -> Iterator[Re
         if not first:
             first.append(record)
         yield record
-
-
-def _owned_by(files: dict[str, list[Any]], key: str) -> dict[str, str]:
-    return {name: key for name, entry in files.items() if entry[0] == key}
 
 
 def _fingerprint(target: _Target) -> str:
