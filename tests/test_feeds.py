@@ -447,13 +447,21 @@ def test_control_characters_and_surrogates_are_replaced(format: str) -> None:
     assert parsed.entries[0].title.endswith("t" + "\ufffd" * len(bad) + "t")
 
 
-text_without_blank = st.text(min_size=1, max_size=40).filter(lambda s: s.strip() != "")
+# Any code point, lone surrogates included, with the troublesome ones drawn often.
+hostile_characters = st.one_of(
+    st.characters(exclude_categories=()),
+    st.sampled_from(list("\x00\x08\x0b\x1f\x7f\x80\x9f\ud800\udfff\ufffe<>&;]\"'\r\n ພệ")),
+)
+any_text = st.text(hostile_characters, max_size=60)
+text_without_blank = st.text(hostile_characters, min_size=1, max_size=40).filter(
+    lambda s: s.strip() != ""
+)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     title=text_without_blank,
-    summary=st.text(max_size=60),
+    summary=any_text,
     quote=text_without_blank,
     publisher=text_without_blank,
     status=st.sampled_from(["occurred", "scheduled", "postponed", "cancelled"]),
@@ -767,8 +775,9 @@ def test_subprocesses_with_other_time_zones_and_locales_render_identical_bytes()
             capture_output=True,
             text=True,
             timeout=300,
-            check=True,
+            check=False,
         )
+        assert done.returncode == 0, (changes, done.stderr)
         results.append(json.loads(done.stdout))
     assert len(results[0]) == 2 * len(RECORD_KEYS)
     assert results[0] == results[1] == results[2]
