@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import os
 import re
 import shutil
 from collections.abc import Callable
@@ -446,3 +447,39 @@ def test_report_summary_names_what_was_written(record: Config) -> None:
     assert isinstance(report, PublishReport)
     assert report.summary().startswith("published log head seq 39")
     assert f"{len(report.written)} files written" in report.summary()
+
+
+# -- golden pages ----------------------------------------------------------------------------------
+#
+# Pages of the real record, byte for byte. When a change to them is meant (a template, the
+# record), regenerate and review the diff:  SOLIDLINE_REGENERATE_GOLDEN=1 pytest -k golden
+
+GOLDEN = Path(__file__).resolve().parent / "golden" / "site"
+GOLDEN_PAGES = (
+    "index.html",
+    "relationships/cpusa~cpv.html",
+    "relationships/la~vn.html",
+    "entities/cpv.html",
+)
+
+
+@pytest.fixture(scope="module")
+def golden_site(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    folder = tmp_path_factory.mktemp("golden")
+    shutil.copytree(EVENTS, folder / "events")
+    config = write_config(folder)
+    publish(config)
+    return {name: (config.path("public") / name).read_bytes() for name in GOLDEN_PAGES}
+
+
+@pytest.mark.parametrize("name", GOLDEN_PAGES)
+def test_golden(golden_site: dict[str, bytes], name: str) -> None:
+    path = GOLDEN / name.replace("/", "__")
+    if os.environ.get("SOLIDLINE_REGENERATE_GOLDEN") == "1":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(golden_site[name])
+    assert path.exists(), f"{path} is missing: run with SOLIDLINE_REGENERATE_GOLDEN=1"
+    assert golden_site[name] == path.read_bytes(), (
+        f"{name} differs from {path}; if the change is meant, regenerate with "
+        "SOLIDLINE_REGENERATE_GOLDEN=1 and review the diff"
+    )
