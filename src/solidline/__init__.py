@@ -25,7 +25,9 @@ from ._errors import (
     UnknownTarget,
 )
 from .codec import Recorded, event_from_draft, event_to_draft, event_type, registered_types
+from .config import Config, load_config
 from .dates import EDTFDate, Precision, parse_date
+from .feeds import FeedSpec, render_feed
 from .log import EventLog, Head, JsonlLog, MemoryLog, VerifyReport, open_log
 from .model import (
     AgreementSigned,
@@ -48,13 +50,16 @@ from .model import (
     StatusChanged,
     Visit,
 )
+from .timeline import Anniversary, Entry, Projection, Timeline, timeline
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
     "AgreementSigned",
     "Amendment",
+    "Anniversary",
     "ChainBroken",
+    "Config",
     "ConfigError",
     "ConflictingAppend",
     "Congress",
@@ -65,9 +70,11 @@ __all__ = [
     "DurabilityError",
     "EDTFDate",
     "EntityDefined",
+    "Entry",
     "Event",
     "EventLog",
     "Fact",
+    "FeedSpec",
     "Head",
     "HeadMoved",
     "InvalidDate",
@@ -81,6 +88,7 @@ __all__ = [
     "Period",
     "Person",
     "Precision",
+    "Projection",
     "PublishError",
     "Recorded",
     "RelationsEstablished",
@@ -91,6 +99,7 @@ __all__ = [
     "Statement",
     "StatusChanged",
     "SubscriberError",
+    "Timeline",
     "UnknownEventType",
     "UnknownTarget",
     "VerifyReport",
@@ -98,7 +107,10 @@ __all__ = [
     "event_from_draft",
     "event_to_draft",
     "event_type",
+    "load_config",
     "open_log",
     "parse_date",
     "registered_types",
+    "render_feed",
+    "timeline",
 ]
