@@ -58,8 +58,11 @@ from strategies import histories
 
 MakeLog = Callable[..., EventLog]
 
-# a factory fixture is safe to share between hypothesis examples: each call makes a new log
-_per_example = settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+# A factory fixture is safe to share between hypothesis examples (each call makes a new log),
+# and each backend's subclass runs the same property on its own logs.
+_per_example = settings(
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.differing_executors]
+)
 
 
 def _ids(log: EventLog, start: int = 1) -> list[str]:

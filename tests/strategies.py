@@ -568,3 +568,110 @@ def _root(group: dict[str, str], event_id: str) -> str:
     while group[event_id] != event_id:
         event_id = group[event_id]
     return event_id
+
+
+# --- Timelines --------------------------------------------------------------------------------
+# Histories for the timeline properties, richer than ``histories``: amendments also name
+# amendments (a retraction of a retraction, of a correction, of a same-as link; a correction of
+# a status change), a correction may change any of several fields, and same-as links may close a
+# cycle. Not every batch is one a log accepts: the tests append the batches in order and keep the
+# ones the log takes (``tests/test_timeline.py``: ``record``), exactly as a caller would see it.
+
+TIMELINE_ENTITIES = ("cpusa", "cpv", "lprp", "la", "vn")
+TIMELINE_EPOCH = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+
+_TIMELINE_KINDS = ("fact",) * 4 + ("status", "correct", "correct", "retract", "retract", "same")
+
+
+@functools.cache
+def _fact_changes() -> st.SearchStrategy[dict[str, Any]]:
+    """What a correction of a fact may change; some fit only some types (``items``)."""
+    return st.one_of(
+        st.fixed_dictionaries({"title": texts()}),
+        st.fixed_dictionaries({"summary": texts(200)}),
+        st.fixed_dictionaries({"when": _dates()}),
+        st.fixed_dictionaries({"status": st.sampled_from(STATUSES)}),
+        st.fixed_dictionaries({"place": st.none() | texts()}),
+        st.fixed_dictionaries({"title": texts(), "when": _dates()}),
+        st.fixed_dictionaries({"items": st.none() | texts()}),
+        st.fixed_dictionaries({"amount": st.none(), "currency": st.none()}),
+    )
+
+
+@functools.cache
+def _amendment_changes() -> st.SearchStrategy[dict[str, Any]]:
+    """What a correction of an amendment may change (a status change's status or date)."""
+    return st.one_of(
+        st.fixed_dictionaries({"reason": texts()}),
+        st.fixed_dictionaries({"status": st.sampled_from(STATUSES)}),
+        st.fixed_dictionaries({"when": st.none() | _dates()}),
+    )
+
+
+@st.composite
+def timeline_histories(
+    draw: st.DrawFn, max_batches: int = 6, max_batch_size: int = 3
+) -> list[list[Event]]:
+    """Batches of facts about :data:`TIMELINE_ENTITIES` and amendments naming earlier events.
+
+    The first batch defines the entities. Ids are ``e0``, ``e1`` … in the order drawn.
+    """
+    entities = [
+        attrs.evolve(draw(entities_defined(st.just(name))), id=f"entity:{name}")
+        for name in TIMELINE_ENTITIES
+    ]
+    batches: list[list[Event]] = [list(entities)]
+    any_fact = facts(st.sampled_from(TIMELINE_ENTITIES), st.none())
+    kinds: dict[str, list[str]] = {"fact": [], "status": [], "other": []}
+    count = 0
+    for _ in range(draw(st.integers(1, max_batches))):
+        batch: list[Event] = []
+        for _ in range(draw(st.integers(1, max_batch_size))):
+            event_id = f"e{count}"
+            count += 1
+            event = _timeline_amendment(draw, draw(st.sampled_from(_TIMELINE_KINDS)), kinds)
+            if event is None:
+                event, kind = draw(any_fact), "fact"
+            else:
+                kind = "status" if isinstance(event, StatusChanged) else "other"
+            batch.append(attrs.evolve(event, id=event_id))
+            kinds[kind].append(event_id)
+        batches.append(batch)
+    return batches
+
+
+def _timeline_amendment(draw: st.DrawFn, kind: str, kinds: dict[str, list[str]]) -> Event | None:
+    known = kinds["fact"]
+    if not known or kind == "fact":
+        return None
+    stand_in = st.just("stand-in")
+    if kind == "status":
+        return attrs.evolve(draw(status_changes(stand_in)), target=draw(st.sampled_from(known)))
+    if kind == "same":
+        pair = draw(st.lists(st.sampled_from(known), min_size=2, max_size=2, unique=True))
+        if len(pair) < 2:
+            return None
+        return SameAs(target=pair[0], other=pair[1], reason="one event, two reports")
+    everything = known + kinds["status"] + kinds["other"]
+    target = draw(st.sampled_from(everything))
+    if kind == "retract":
+        return attrs.evolve(draw(retractions(stand_in)), target=target)
+    changes = _fact_changes() if target in known else _amendment_changes()
+    return attrs.evolve(draw(corrections(stand_in, changes)), target=target)
+
+
+@st.composite
+def timed_histories(
+    draw: st.DrawFn, max_batches: int = 6, max_batch_size: int = 3
+) -> list[tuple[datetime.datetime, list[Event]]]:
+    """:func:`timeline_histories` with the time the clock shows at each append.
+
+    Times never go back and sometimes stand still (several batches recorded at one moment).
+    """
+    batches = draw(timeline_histories(max_batches, max_batch_size))
+    steps = draw(st.lists(st.integers(0, 3), min_size=len(batches), max_size=len(batches)))
+    moments, now = [], TIMELINE_EPOCH
+    for step in steps:
+        now += datetime.timedelta(seconds=step)
+        moments.append(now)
+    return list(zip(moments, batches, strict=True))

@@ -419,7 +419,9 @@ def _decode(line: RawLine) -> Recorded:
                              where=None)
         stamp = parse_timestamp(envelope["recorded_at"])
     except InvalidEvent as exc:
-        field = "data." + exc.field if exc.field and exc.field not in ("type", "v") else exc.field
+        # the id, type and version are the envelope's; every other field is in its data
+        envelope_keys = ("id", "type", "v")
+        field = "data." + exc.field if exc.field and exc.field not in envelope_keys else exc.field
         raise line.fault(exc.reason, field) from None
     except ValueError as exc:
         raise line.fault(str(exc), "recorded_at") from None
