@@ -483,3 +483,40 @@ def test_golden(golden_site: dict[str, bytes], name: str) -> None:
         f"{name} differs from {path}; if the change is meant, regenerate with "
         "SOLIDLINE_REGENERATE_GOLDEN=1 and review the diff"
     )
+
+
+def test_temporary_files_of_a_killed_run_are_swept(
+    record: Config, make_source: Callable[..., Source]
+) -> None:
+    publish(record)
+    leftover = record.path("public") / "feeds" / ".cpusa.atom.0123456789ab.publish-tmp"
+    leftover.write_bytes(b"half a feed")
+    mine = record.path("public") / "feeds" / "notes.txt"
+    mine.write_text("someone else's file")
+    with JsonlLog(record.path("events")) as log:
+        log.append(
+            [
+                Meeting(
+                    id="m-new",
+                    when="2026-02",
+                    title="Another meeting",
+                    sources=[make_source()],
+                    participants=[Participant(entity="la"), Participant(entity="vn")],
+                )
+            ]
+        )
+
+    publish(record)
+
+    assert not leftover.exists()
+    assert mine.read_text() == "someone else's file"
+
+
+def test_an_entity_named_all_is_refused(
+    tmp_path: Path, make_entities: Callable[..., Any], make_meeting: Callable[..., Meeting]
+) -> None:
+    with JsonlLog(tmp_path / "events") as log:
+        log.append([*make_entities("all", "cpv"), make_meeting("m1", "all", "cpv")])
+    with pytest.raises(PublishError, match="'all'"):
+        publish(write_config(tmp_path))
+    assert not (tmp_path / "public" / "index.html").exists()

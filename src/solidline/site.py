@@ -30,7 +30,8 @@ Safe under cron:
 - **All or nothing, each file whole.** Changed files are first written beside their targets as
   temporary files (fsync'ed); only when every one of them is ready are they renamed into place.
   A failure before that (a template error, a full disk, a folder that cannot be written) leaves
-  the previous output exactly as it was.
+  the previous output exactly as it was; temporary files left by a killed run are removed by
+  the next run that writes.
 - **One run at a time.** A second run while one holds the lock fails at once with
   :class:`~solidline.LogLocked` (exit code 4).
 """
@@ -88,6 +89,9 @@ __all__ = ["PublishReport", "default_templates", "page_environment", "publish"]
 # an older version is then ignored and every page rendered again.
 _OUTPUT_VERSION = 1
 _STATE_DIR = ".solidline"
+_FOLDERS = (_STATE_DIR, "feeds", "relationships", "entities", "timelines")
+_TEMPORARY_SUFFIX = ".publish-tmp"
+_TEMPORARY = re.compile(r"\..+\.[0-9a-f]{12}" + re.escape(_TEMPORARY_SUFFIX))
 Kind = Literal["all", "entity", "relationship"]
 
 
@@ -396,6 +400,7 @@ class _Run:
     def _publish(
         self, targets: list[_Target], head: Head, tag_date: str, fingerprint: dict[str, Any]
     ) -> PublishReport:
+        _sweep_leftovers(self.output)
         damaged = _damaged(self.output, self.old_files)
         staging = _Staging(self.output)
         owners: dict[str, str] = {"index.html": "index"}
@@ -586,6 +591,16 @@ def _targets(projection: Projection, start: Head) -> list[_Target]:
             _Target("entity", timeline(entity, name(entity), by_entity[entity]), related)
         )
     return targets
+
+
+def _sweep_leftovers(output: Path) -> None:
+    """Remove the temporary files a killed run left (under the lock, none is in use)."""
+    for folder in (output, *(output / name for name in _FOLDERS)):
+        with contextlib.suppress(FileNotFoundError), os.scandir(folder) as found:
+            for entry in found:
+                if _TEMPORARY.fullmatch(entry.name):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(entry.path)
 
 
 def _remove_stale(output: Path, names: set[str]) -> tuple[str, ...]:
@@ -899,7 +914,7 @@ def _write_temporary(target: Path, data: bytes) -> Path:
     if not folder.is_dir():
         folder.mkdir(parents=True)
         _fsync_folder(folder.parent)
-    temporary = folder / f".{target.name}.{secrets.token_hex(6)}.tmp"
+    temporary = folder / f".{target.name}.{secrets.token_hex(6)}{_TEMPORARY_SUFFIX}"
     # 0o666 less the umask, as for any file the user writes: the web server must read it
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
