@@ -314,3 +314,32 @@ def test_registering_a_taken_name_or_without_upcasters_is_refused() -> None:
 
     assert registered_types()["meeting"] is Meeting
     assert "testapp.march" not in registered_types()
+
+
+# -- a drafts file: bytes that are not JSON at all ------------------------------------------------
+
+GOOD_LINE = orjson.dumps(GOOD) + b"\n"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"type": "meeting", "title": \n',
+        b"\xff\xfe" + GOOD_LINE,
+        GOOD_LINE.replace(b"Meeting m1", b"Meeting\x00m1"),
+        b"\x00" * 8 + b"\n",
+    ],
+    ids=["malformed JSON", "invalid UTF-8", "a NUL byte in a string", "NUL bytes"],
+)
+def test_a_drafts_line_that_is_not_json_names_its_place(raw: bytes, tmp_path: Path) -> None:
+    from io import BytesIO
+
+    from solidline.cli import read_drafts
+
+    log = JsonlLog(tmp_path / "events")
+    with pytest.raises(InvalidEvent) as caught:
+        log.append(list(read_drafts(BytesIO(GOOD_LINE + b"\n" + raw), "drafts.jsonl")))
+    assert caught.value.where == "drafts.jsonl, line 3"
+    assert str(caught.value).startswith("drafts.jsonl, line 3: ")
+    assert list((tmp_path / "events").glob("*.jsonl")) == []
+    log.close()

@@ -690,3 +690,26 @@ def test_an_unknown_type_appended_writes_nothing(six_lines: Path) -> None:
     with JsonlLog(six_lines) as log, pytest.raises(UnknownEventType):
         log.append([meeting("ok"), Rally(id="r1")])
     assert files(six_lines) == before
+
+
+def test_a_new_segment_is_made_durable_in_its_directory(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        if os.path.isdir(f"/proc/self/fd/{fd}"):
+            synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    log = JsonlLog(path, segment_bytes=1024)
+    monkeypatch.setattr(os, "fsync", fsync)
+    log.append(entities("cpusa"))
+    assert synced == [str(path)]  # the first segment's name is durable
+    log.append(meeting("m1"))
+    assert synced == [str(path)]  # no new segment, no directory fsync
+    while len(list(path.glob("*.jsonl"))) < 2:
+        log.append(meeting(f"m{len(synced) + 100}-{log.head.seq}"))
+    assert synced == [str(path)] * 2
+    log.close()
