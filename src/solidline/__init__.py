@@ -50,6 +50,7 @@ from .model import (
     StatusChanged,
     Visit,
 )
+from .site import PublishReport, publish
 from .timeline import Anniversary, Entry, Projection, Timeline, timeline
 
 __version__ = "0.1.0.dev0"
@@ -90,6 +91,7 @@ __all__ = [
     "Precision",
     "Projection",
     "PublishError",
+    "PublishReport",
     "Recorded",
     "RelationsEstablished",
     "Retracted",
@@ -110,6 +112,7 @@ __all__ = [
     "load_config",
     "open_log",
     "parse_date",
+    "publish",
     "registered_types",
     "render_feed",
     "timeline",
