@@ -6,6 +6,8 @@ into timelines per relationship and entity; publish feeds and mail digests.
 
 from __future__ import annotations
 
+__version__ = "0.1.0.dev0"  # before the imports: site.py reads it while the package loads
+
 from ._errors import (
     ChainBroken,
     ConfigError,
@@ -52,8 +54,6 @@ from .model import (
 )
 from .site import PublishReport, publish
 from .timeline import Anniversary, Entry, Projection, Timeline, timeline
-
-__version__ = "0.1.0.dev0"
 
 __all__ = [
     "AgreementSigned",
