@@ -20,7 +20,7 @@ import functools
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import click
 import orjson
@@ -320,3 +320,253 @@ def publish(ctx: click.Context, config_path: Path | None) -> None:
     config = load_config(config_path) if config_path else config_of(ctx)
     assert config is not None
     click.echo(publish_site(config).summary())
+
+
+# -- digest ----------------------------------------------------------------------------------------
+
+
+if TYPE_CHECKING:  # imported when a digest runs: jinja2 and css-inline are slow to load
+    from .mail import Ledger, Transport
+    from .newsletter import Composed, Digest, Mailing, Period, Subscriber, Window
+
+
+@main.command()
+@LOG_ARGUMENT
+@click.option(
+    "--period",
+    type=click.Choice(["daily", "weekly", "monthly"]),
+    default=None,
+    help="The window: a day, a week (Monday to Monday) or a month, UTC "
+    "(default: [newsletter] period).",
+)
+@click.option(
+    "--since-last-send", is_flag=True, help="The window from the end of the last one sent to now."
+)
+@click.option(
+    "--ending",
+    metavar="DATE",
+    help="The window that ends at midnight UTC of DATE (default: the last one ended).",
+)
+@click.option(
+    "--send",
+    is_flag=True,
+    help="Deliver through the ledger (SMTP by default) instead of writing a preview.",
+)
+@click.option("--send-empty", is_flag=True, help="Also mail subscribers with nothing new.")
+@click.option(
+    "--outbox",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder for the preview (default: [newsletter] outbox).",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="solidline.toml to read (also accepted before the command).",
+)
+@click.pass_context
+@reports_errors
+def digest(
+    ctx: click.Context,
+    log: str | None,
+    period: Period | None,
+    since_last_send: bool,
+    ending: str | None,
+    send: bool,
+    send_empty: bool,
+    outbox: Path | None,
+    config_path: Path | None,
+) -> None:
+    """Mail subscribers what the record gained in the last window of recorded time.
+
+    Without --send, writes each message as an .eml file and an HTML preview into the outbox
+    folder, so that a person can look first. With --send, plans every message in the delivery
+    ledger, then sends and records each: a run killed at any point and run again delivers every
+    message once (at most the one in flight at the kill twice, with the same Message-ID). Exit
+    codes: 1 a bad subscriber file or configuration (nothing sent), 4 another run holds the
+    ledger, 6 some messages could not be delivered (retried on the next run).
+    """
+    from .newsletter import Mailing
+
+    config = load_config(config_path) if config_path else config_of(ctx)
+    assert config is not None
+    settings = config.require_newsletter()
+    mailing = Mailing.from_config(config)
+    if since_last_send and (period or ending):
+        raise click.UsageError("give --since-last-send, or --period/--ending, not both")
+    key, preview = _unsubscribe_key(settings.unsubscribe_key_env, send)
+    location = log if log else config.log_location
+    ledger_folder = config.path(settings.ledger)
+    run = _DigestRun(config, mailing, key, preview, send_empty)
+    if not send:
+        window = _window(settings.period, period, since_last_send, ending, ledger_folder)
+        run.preview(location, window, outbox or config.path(settings.outbox))
+        return
+    from .mail import Ledger
+
+    with Ledger.open(ledger_folder) as ledger:
+        window = _window(settings.period, period, since_last_send, ending, ledger_folder, ledger)
+        if window.end > dt.datetime.now(dt.UTC):
+            raise click.UsageError(
+                f"the window {window.dates()} has not ended; sending it now would miss what is "
+                "recorded before it ends (preview it without --send)"
+            )
+        run.send(location, window, ledger)
+
+
+def _unsubscribe_key(variable: str, send: bool) -> tuple[bytes, bool]:
+    import os
+
+    from .newsletter import PREVIEW_KEY
+
+    value = os.environ.get(variable)
+    if value:
+        return value.encode(), False
+    if send:
+        raise ConfigError(
+            f"the environment variable {variable} holds no unsubscribe key; set it (a long "
+            "random secret, the same on every run) before --send"
+        )
+    click.echo(
+        f"note: {variable} is unset: unsubscribe links are signed with a PREVIEW key and "
+        "will not work; set it before --send"
+    )
+    return PREVIEW_KEY, True
+
+
+def _window(
+    default: Period,
+    period: Period | None,
+    since_last_send: bool,
+    ending: str | None,
+    folder: Path,
+    ledger: Ledger | None = None,
+) -> Window:
+    from .mail import Ledger
+    from .newsletter import last_window, window_ending, window_since
+
+    now = dt.datetime.now(dt.UTC)
+    chosen = period or default
+    if since_last_send:
+        last = (ledger or Ledger.read_only(folder)).last_window_end()
+        return window_since(last or last_window(chosen, now).start, now)
+    if ending is None:
+        return last_window(chosen, now)
+    try:
+        return window_ending(chosen, dt.date.fromisoformat(ending))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--ending") from None
+
+
+class _DigestRun:
+    """One ``digest`` run: select, compose, then preview or plan and send."""
+
+    def __init__(
+        self, config: Config, mailing: Mailing, key: bytes, preview: bool, send_empty: bool
+    ) -> None:
+        self.config = config
+        self.mailing = mailing
+        self.key = key
+        self.is_preview = preview
+        self.send_empty = send_empty
+
+    def _select(self, location: str, window: Window) -> tuple[Digest, tuple[Subscriber, ...]]:
+        from .newsletter import load_subscribers, select_digest
+
+        with open_log(location, readonly=True) as source:
+            selected = select_digest(source, window, upcoming_days=self.mailing.upcoming_days)
+        settings = self.config.require_newsletter()
+        subscribers = load_subscribers(
+            self.config.path(settings.subscribers), entities=selected.names.keys()
+        )
+        click.echo(
+            f"{window.period} window {window.dates()} ({window.label}): "
+            f"{len(selected.entries)} new, {len(selected.changes)} corrected or retracted, "
+            f"{len(selected.upcoming)} coming up, {len(selected.anniversaries)} anniversaries; "
+            f"{len(subscribers)} subscriber(s)"
+        )
+        return selected, subscribers
+
+    def _compose(
+        self,
+        selected: Digest,
+        subscribers: tuple[Subscriber, ...],
+        skip: Callable[[str], bool] | None = None,
+    ) -> list[Composed]:
+        from .newsletter import compose
+
+        if selected.is_empty and not self.send_empty:
+            click.echo("nothing new in the window: no digest (--send-empty mails one anyway)")
+            return []
+        return compose(
+            selected,
+            subscribers,
+            self.mailing,
+            key=self.key,
+            preview=self.is_preview,
+            send_empty=self.send_empty,
+            skip=skip,
+        )
+
+    def preview(self, location: str, window: Window, outbox: Path) -> None:
+        from .mail import write_outbox
+
+        selected, subscribers = self._select(location, window)
+        composed = self._compose(selected, subscribers)
+        if not composed:
+            return
+        index = write_outbox(
+            outbox / window.label,
+            [(c.message, c.rendered.subject, c.rendered.html) for c in composed],
+        )
+        cut = sum(1 for c in composed if c.rendered.omitted)
+        click.echo(
+            f"wrote {len(composed)} message(s) to {index.parent}; preview: {index}"
+            + (f" ({cut} cut to the HTML size limit)" if cut else "")
+        )
+
+    def send(self, location: str, window: Window, ledger: Ledger) -> None:
+        from .mail import deliver_pending
+
+        selected, subscribers = self._select(location, window)
+        composed = self._compose(selected, subscribers, skip=ledger.knows)
+        planned = ledger.plan(
+            {
+                "period": window.period,
+                "start": window.start.isoformat(),
+                "end": window.end.isoformat(),
+            },
+            [c.message for c in composed],
+        )
+        pending = len(ledger.pending())
+        click.echo(f"planned {planned} new message(s); {pending} to send")
+        transport = self._transport()
+        try:
+            report = deliver_pending(ledger, transport)
+        finally:
+            transport.close()
+        click.echo(
+            f"sent {report.sent}, rejected {len(report.rejected)}, "
+            f"left for the next run {len(report.deferred)}"
+        )
+        for recipient, reason in report.rejected:
+            click.echo(f"  rejected: {recipient}: {reason}", err=True)
+        if not report.ok:
+            why = report.stopped or (report.deferred or report.rejected)[0][1]
+            raise DeliveryError(f"not every message was delivered: {why}")
+
+    def _transport(self) -> Transport:
+        import ssl
+
+        from .mail import OutboxTransport, SmtpTransport
+
+        settings = self.config.require_newsletter()
+        if settings.transport == "outbox":
+            return OutboxTransport(self.config.path(settings.outbox))
+        smtp = self.config.smtp
+        ca_file = str(self.config.path(smtp.ca_file)) if smtp.ca_file else None
+        return SmtpTransport(
+            smtp, password=smtp.password(), ssl_context=ssl.create_default_context(cafile=ca_file)
+        )

@@ -54,6 +54,11 @@ def _base_url(_: object, attribute: attrs.Attribute[Any], value: str) -> None:
         )
 
 
+def _optional_http_url(_: object, attribute: attrs.Attribute[Any], value: str | None) -> None:
+    if value is not None and not re.fullmatch(r"https?://[^\s/?#]+[^\s]*", value):
+        raise _invalid(attribute, f"{value!r} must be an absolute http(s) URL")
+
+
 def _positive(_: object, attribute: attrs.Attribute[Any], value: float) -> None:
     if value <= 0:
         raise _invalid(attribute, f"must be greater than 0, not {value}")
@@ -88,7 +93,13 @@ class SiteConfig:
 
 @attrs.frozen(kw_only=True)
 class NewsletterConfig:
-    """Who gets the digest, from whom, and where messages and the delivery ledger go."""
+    """Who gets the digest, from whom, and where messages and the delivery ledger go.
+
+    ``title`` names the newsletter (default: the site's title); ``list_id`` is the ``List-Id``
+    (default: from the sender's address); ``archive_url`` is where "N more" links to (default: the
+    site's base URL); ``upcoming_days`` is how far ahead "coming up" looks; ``transport`` is what
+    ``digest --send`` delivers through: ``smtp``, or ``outbox`` (files, for a pickup directory).
+    """
 
     subscribers: str
     sender: str
@@ -102,11 +113,21 @@ class NewsletterConfig:
     unsubscribe_key_env: str = "SOLIDLINE_UNSUBSCRIBE_KEY"
     max_html_bytes: int = attrs.field(default=102_000, validator=_positive)
     templates: str | None = None
+    title: str | None = None
+    list_id: str | None = None
+    archive_url: str | None = attrs.field(default=None, validator=_optional_http_url)
+    upcoming_days: int = attrs.field(default=60, validator=_positive)
+    transport: Literal["smtp", "outbox"] = "smtp"
 
 
 @attrs.frozen(kw_only=True)
 class SmtpConfig:
-    """How to reach the SMTP server; the password is read from ``password_env`` when sending."""
+    """How to reach the SMTP server; the password is read from ``password_env`` when sending.
+
+    ``retry_delay`` is the wait before the first retry of a temporary (4xx) failure, doubled for
+    each further one; ``ca_file`` is a PEM file of the certificates to trust instead of the
+    system's (a private relay with its own CA).
+    """
 
     host: str = "127.0.0.1"
     port: int | None = None
@@ -116,6 +137,8 @@ class SmtpConfig:
     timeout: float = attrs.field(default=30.0, validator=_positive)
     rate_per_second: float = attrs.field(default=5.0, validator=_positive)
     retries: int = 3
+    retry_delay: float = attrs.field(default=2.0, validator=_positive)
+    ca_file: str | None = None
 
     def password(self) -> str | None:
         """The password from the environment variable the file names, or None if unset."""
