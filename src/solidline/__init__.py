@@ -52,6 +52,7 @@ from .model import (
     StatusChanged,
     Visit,
 )
+from .newsletter import verify_unsubscribe_token
 from .site import PublishReport, publish
 from .timeline import Anniversary, Entry, Projection, Timeline, timeline
 
@@ -116,4 +117,5 @@ __all__ = [
     "registered_types",
     "render_feed",
     "timeline",
+    "verify_unsubscribe_token",
 ]
