@@ -321,8 +321,8 @@ class EventLog(abc.ABC):
             CorruptLog: a line that does not parse or decode, with its place and field.
             ChainBroken: a line whose seq or ``prev`` does not follow (with ``check_chain``).
         """
-        for line in self._checked_lines(start, stop, check_chain=check_chain):
-            yield _decode(line)
+        for line, envelope, digest in self._checked_lines(start, stop, check_chain=check_chain):
+            yield _decode(line, envelope, digest)
 
     def get(self, event_id: str) -> Recorded | None:
         """The record of the event with this id, or None."""
@@ -349,20 +349,21 @@ class EventLog(abc.ABC):
             CorruptLog: at the first fault, naming segment, line and field.
         """
         seen: set[str] = set()
-        count, head = 0, Head()
-        for line in self._checked_lines(1, None, check_chain=True):
-            envelope = orjson.loads(line.raw)
+        count, last = 0, None
+        for last in self._checked_lines(1, None, check_chain=True):
+            line, envelope, digest = last
             if envelope["id"] in seen:
                 raise line.fault(f"id {envelope['id']!r} is recorded twice", "id")
             seen.add(envelope["id"])
             if decode:
-                _decode(line)
+                _decode(line, envelope, digest)
             count += 1
-            head = Head(line.seq, hashlib.sha256(line.raw).hexdigest(), envelope["recorded_at"])
+        head = Head() if last is None else Head(last[0].seq, last[2], last[1]["recorded_at"])
         return VerifyReport(count, head, decode)
 
     def _checked_lines(self, start: int, stop: int | None, *, check_chain: bool
-                       ) -> Iterator[RawLine]:
+                       ) -> Iterator[tuple[RawLine, dict[str, Any], str]]:
+        """Each line with its parsed envelope and its digest, checked against the line before."""
         start = max(start, 1)
         expected_seq, prev, last_ts = start, None, ""
         for line in self._raw_lines(start):
@@ -380,9 +381,11 @@ class EventLog(abc.ABC):
                                      "edited, reordered or truncated here", "prev", chain=True)
                 if envelope["recorded_at"] < last_ts:
                     raise line.fault("recorded_at goes back in time", "recorded_at", chain=True)
-                prev, last_ts = hashlib.sha256(line.raw).hexdigest(), envelope["recorded_at"]
+                envelope["prev"] = prev  # the same text: a million records keep one copy of it
+                last_ts = envelope["recorded_at"]
+            prev = hashlib.sha256(line.raw).hexdigest()
             expected_seq += 1
-            yield line
+            yield line, envelope, prev
 
     # -- the index ---------------------------------------------------------------------------------
 
@@ -412,8 +415,11 @@ def _envelope(line: RawLine) -> dict[str, Any]:
     return envelope  # type: ignore[no-any-return]
 
 
-def _decode(line: RawLine) -> Recorded:
-    envelope = _envelope(line)
+def _decode(line: RawLine, envelope: dict[str, Any] | None = None, digest: str | None = None
+            ) -> Recorded:
+    """The record of a line, from its envelope and digest when the caller has them already."""
+    if envelope is None:
+        envelope = _envelope(line)
     try:
         event = decode_event(envelope["type"], envelope["v"], envelope["id"], envelope["data"],
                              where=None)
@@ -425,7 +431,8 @@ def _decode(line: RawLine) -> Recorded:
         raise line.fault(exc.reason, field) from None
     except ValueError as exc:
         raise line.fault(str(exc), "recorded_at") from None
-    digest = hashlib.sha256(line.raw).hexdigest()
+    if digest is None:
+        digest = hashlib.sha256(line.raw).hexdigest()
     return Recorded(envelope["seq"], stamp, envelope["prev"], digest, event)
 
 

@@ -138,16 +138,18 @@ class JsonlLog(EventLog):
     ) -> Iterator[RawLine]:
         """Whole lines of whole batches from one segment, from ``offset`` (line ``line``) on."""
         batch: list[RawLine] = []
+        name = path.name
         for raw, end in _read_lines(path, offset):
             line += 1
             seq = first + line - 1
             if seq < start:
                 continue
-            item = RawLine(seq, raw, path.name, line)
-            if batch or _more(raw):
+            item = RawLine(seq, raw, name, line)
+            if _more(raw):
                 batch.append(item)
-                if _more(raw):
-                    continue
+                continue
+            if batch:
+                batch.append(item)
                 yield from batch
                 batch = []
             else:
