@@ -71,6 +71,7 @@ class JsonlLog(EventLog):
         self.durable = durable
         self.segment_bytes = segment_bytes
         self.quarantined: list[Path] = []
+        self._sync_failed: str | None = None
         self._lock_fd: int | None = None
         self._writer: tuple[Path, int] | None = None
         self._next: tuple[int, int, int, int] | None = None  # seq, segment first seq, offset, line
@@ -164,6 +165,13 @@ class JsonlLog(EventLog):
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
+        if self._sync_failed is not None:
+            # after a failed fsync the kernel may have dropped the pages: what is in the file
+            # proves nothing, so this handle appends no more (PostgreSQL takes the same view)
+            raise DurabilityError(
+                5, f"an earlier fdatasync of {self._sync_failed} failed, so this handle appends "
+                "no more; check the disk, run `solidline verify`, and open the log again",
+            )
         if self.readonly:
             raise LogError(f"{self.path} was opened read-only")
         if self._lock_fd is None:
@@ -186,7 +194,11 @@ class JsonlLog(EventLog):
         fd = self._writer_fd(path)
         _write_all(fd, data, path)
         if self.durable:
-            _fdatasync(fd, path)
+            try:
+                _fdatasync(fd, path)
+            except DurabilityError:
+                self._sync_failed = path.name
+                raise
         after = first_seq + len(lines)
         self._next = (after, first, size + len(data), after - first)
 
