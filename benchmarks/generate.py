@@ -118,6 +118,10 @@ class Record:
         self.names = {d.entity: d.short_name or d.name for d in self.definitions}
         self.media = [d for d in self.definitions if d.kind == "media"] or self.definitions[:1]
         self.pairs = self._pairs(relationships)
+        self.partners: dict[str, list[str]] = {}
+        for a, b in self.pairs:
+            self.partners.setdefault(a, []).append(b)
+            self.partners.setdefault(b, []).append(a)
         self.pair_weights = list(itertools.accumulate(
             1.0 / (rank + 1) ** 0.8 for rank in range(len(self.pairs))))
         self.facts: list[Event] = []  # recent facts, amended by later events
@@ -219,6 +223,10 @@ class Record:
             for _ in range(rng.randint(1, 2))
         )
 
+    def _partner(self, entity: str) -> str:
+        """An entity ``entity`` already has a relationship with (so that relationships stay few)."""
+        return self.rng.choice(self.partners[entity])
+
     def _pair(self) -> tuple[str, str]:
         return self.rng.choices(self.pairs, cum_weights=self.pair_weights)[0]
 
@@ -249,7 +257,7 @@ class Record:
                 Participant(entity=a, role="host" if rng.random() < 0.5 else None),
                 Participant(entity=b, role="guest" if rng.random() < 0.5 else None)))
         elif roll < 0.60:
-            addressees = (b, rng.choice(self.ids)) if rng.random() < 0.15 else (b,)
+            addressees = (b, self._partner(a)) if rng.random() < 0.15 else (b,)
             event = Statement(**self._common(a, b), speaker=a, addressees=tuple(x for x in dict.fromkeys(addressees) if x != a),
                               stance=rng.choice(_STANCES))
         elif roll < 0.74:
@@ -262,7 +270,8 @@ class Record:
                              amount=f"{rng.randint(1, 500) * 100}.00" if money else None,
                              currency=rng.choice(_CURRENCIES) if money else None)
         elif roll < 0.87:
-            delegations = tuple(dict.fromkeys(x for x in (b, *rng.sample(self.ids, 3)) if x != a))
+            others = (self._partner(a) for _ in range(rng.randint(0, 2)))
+            delegations = tuple(dict.fromkeys(x for x in (b, *others) if x != a))
             event = Congress(**self._common(a, b), organisation=a, ordinal=rng.randint(1, 20),
                              delegations=delegations)
         elif roll < 0.93:

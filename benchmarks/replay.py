@@ -1,0 +1,106 @@
+"""Replay: read the whole log, check the chain, decode every line, fold it into every timeline.
+
+Baselines in the same rounds: ``orjson.loads`` over the same files (the floor), and
+eventsourcing's SQLite recorder selecting and decoding the same number of events.
+Targets: at least 250,000 events/s, and at least twice eventsourcing's read-and-decode rate.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from solidline import Entry, JsonlLog, Projection, Timeline
+
+from . import Context, Figure, rounds
+from .baselines import EventsourcingStore, log_lines, orjson_loop
+
+__all__ = ["all_timelines", "eventsourcing_copy", "replay", "run"]
+
+
+def all_timelines(projection: Projection) -> list[Timeline]:
+    """The whole record's timeline, every entity's and every relationship's, in one pass.
+
+    (``Projection.timeline(relationship=…)`` filters the first entity's entries on each call:
+    right for one timeline, quadratic for all of them; ``publish`` groups in one pass as here.)
+    """
+    entries = projection.entries()
+    entities = projection.entities()
+    by_entity: dict[str, list[Entry]] = {}
+    by_pair: dict[str, list[Entry]] = {}
+    for entry in entries:
+        for entity in entry.entities:
+            by_entity.setdefault(entity, []).append(entry)
+        for pair in entry.relationships():
+            by_pair.setdefault(pair, []).append(entry)
+    head = projection.head
+    found = [Timeline("all", "All events", tuple(entries), entities, head)]
+    for key, chosen in (*by_entity.items(), *by_pair.items()):
+        found.append(Timeline(key, key, tuple(chosen), entities, head))
+    return found
+
+
+def replay(path: Path) -> int:
+    """Fold the log at ``path`` from its first line into every timeline; the lines read."""
+    with JsonlLog(path, readonly=True) as log:
+        projection = Projection.from_log(log)
+        all_timelines(projection)
+    return projection.head.seq
+
+
+def read_and_decode(path: Path) -> int:
+    """Only read, check and decode (no fold): what eventsourcing's figure compares with."""
+    with JsonlLog(path, readonly=True) as log:
+        return sum(1 for _ in log.read())
+
+
+def eventsourcing_copy(context: Context, count: int) -> Path:
+    """An eventsourcing SQLite database holding the synthetic log's events (made once)."""
+    path = context.cache / f"eventsourcing-{count}-seed1.sqlite"
+    marker = path.with_suffix(".complete")
+    if not marker.exists():
+        for stale in path.parent.glob(path.name + "*"):
+            stale.unlink()
+        store = EventsourcingStore(path)
+        batch = []
+        for event in store.events_from(log_lines(context.log(count))):
+            batch.append(event)
+            if len(batch) == 1000:
+                store.append(batch)
+                batch = []
+        if batch:
+            store.append(batch)
+        store.close()
+        marker.touch()
+    return path
+
+
+def run(context: Context) -> list[Figure]:
+    count = context.events
+    path = context.log(count)
+    store = EventsourcingStore(eventsourcing_copy(context, count))
+    try:
+        best = rounds(
+            {
+                "replay": lambda: replay(path),
+                "read": lambda: read_and_decode(path),
+                "orjson": lambda: orjson_loop(path),
+                "eventsourcing": store.read,
+            },
+            context.repeats,
+        )
+    finally:
+        store.close()
+    rate = {name: count / seconds for name, seconds in best.items()}
+    command = f"{context.command} --only replay --events {count}"
+    return [
+        Figure(f"replay of {count:,} events (read, chain, decode, fold into every timeline)",
+               rate["replay"], "events/s", "eventsourcing SQLite read-and-decode",
+               rate["eventsourcing"], "≥ 250,000 events/s and ≥ 2× eventsourcing",
+               rate["replay"] >= 250_000 and rate["replay"] >= 2 * rate["eventsourcing"], command),
+        Figure(f"replay of {count:,} events", rate["replay"], "events/s",
+               "orjson.loads loop over the same files", rate["orjson"], "(the floor)", None,
+               command),
+        Figure(f"read and decode {count:,} events (no fold)", rate["read"], "events/s",
+               "eventsourcing SQLite read-and-decode", rate["eventsourcing"], "(for reference)",
+               None, command),
+    ]
