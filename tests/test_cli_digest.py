@@ -22,7 +22,7 @@ from conftest import FakeClock, entities, meeting
 from smtp_server import Recorder, Server, free_port, smtp_server
 from solidline import JsonlLog
 from solidline.cli import main
-from solidline.mail import Ledger
+from solidline.delivery import Ledger
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY_ENV = {"SOLIDLINE_UNSUBSCRIBE_KEY": "a test key, long and random in real life"}

@@ -1,4 +1,5 @@
-"""mail.py: the messages' bytes, the SMTP transport against a real server, the ledger."""
+"""mail.py, smtp.py and delivery.py: the messages' bytes, the SMTP transport against a real
+server, the ledger."""
 
 from __future__ import annotations
 
@@ -19,19 +20,16 @@ from hypothesis import strategies as st
 from smtp_server import PASSWORD, USER, Recorder, free_port, make_certificate, smtp_server
 from solidline import CorruptLog, DeliveryError, LogLocked, SubscriberError
 from solidline.config import SmtpConfig
+from solidline.delivery import Ledger, OutboxTransport, deliver_pending, write_outbox
 from solidline.mail import (
-    Ledger,
-    OutboxTransport,
     Outgoing,
-    SmtpTransport,
     build_message,
     clean_text,
-    deliver_pending,
     message_id,
     normalize_address,
     parse_sender,
-    write_outbox,
 )
+from solidline.smtp import SmtpTransport
 
 WINDOW_END = dt.datetime(2026, 11, 30, tzinfo=dt.UTC)
 EXPECTED_HEADERS = [

@@ -1,4 +1,5 @@
-"""newsletter.py: windows, subscribers, what a digest selects, how it renders, golden files."""
+"""windows.py, subscribers.py, unsubscribe.py, digest.py and newsletter.py: windows, subscribers,
+what a digest selects, how it renders, golden files."""
 
 from __future__ import annotations
 
@@ -31,21 +32,16 @@ from solidline import (
     SubscriberError,
     open_log,
 )
-from solidline.newsletter import (
+from solidline.digest import Digest, select_digest
+from solidline.newsletter import DigestRenderer
+from solidline.subscribers import Subscriber, load_subscribers
+from solidline.unsubscribe import (
     PREVIEW_KEY,
-    Digest,
-    DigestRenderer,
-    Subscriber,
-    Window,
-    last_window,
-    load_subscribers,
-    select_digest,
     unsubscribe_links,
     unsubscribe_token,
     verify_unsubscribe_token,
-    window_ending,
-    window_since,
 )
+from solidline.windows import Window, last_window, window_ending, window_since
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).resolve().parent / "golden" / "digest"

@@ -18,6 +18,7 @@ from ._errors import (
     HeadMoved,
     InvalidDate,
     InvalidEvent,
+    InvalidEventDate,
     LogError,
     LogLocked,
     PublishError,
@@ -52,9 +53,9 @@ from .model import (
     StatusChanged,
     Visit,
 )
-from .newsletter import verify_unsubscribe_token
 from .site import PublishReport, publish
 from .timeline import Anniversary, Entry, Projection, Timeline, timeline
+from .unsubscribe import verify_unsubscribe_token
 
 __all__ = [
     "AgreementSigned",
@@ -81,6 +82,7 @@ __all__ = [
     "HeadMoved",
     "InvalidDate",
     "InvalidEvent",
+    "InvalidEventDate",
     "JsonlLog",
     "LogError",
     "LogLocked",

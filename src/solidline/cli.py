@@ -326,8 +326,11 @@ def publish(ctx: click.Context, config_path: Path | None) -> None:
 
 
 if TYPE_CHECKING:  # imported when a digest runs: jinja2 and css-inline are slow to load
-    from .mail import Ledger, Transport
-    from .newsletter import Composed, Digest, Mailing, Period, Subscriber, Window
+    from .delivery import Ledger, Transport
+    from .digest import Digest
+    from .newsletter import Composed, Mailing
+    from .subscribers import Subscriber
+    from .windows import Period, Window
 
 
 @main.command()
@@ -404,7 +407,7 @@ def digest(
         window = _window(settings.period, period, since_last_send, ending, ledger_folder)
         run.preview(location, window, outbox or config.path(settings.outbox))
         return
-    from .mail import Ledger
+    from .delivery import Ledger
 
     with Ledger.open(ledger_folder) as ledger:
         window = _window(settings.period, period, since_last_send, ending, ledger_folder, ledger)
@@ -419,7 +422,7 @@ def digest(
 def _unsubscribe_key(variable: str, send: bool) -> tuple[bytes, bool]:
     import os
 
-    from .newsletter import PREVIEW_KEY
+    from .unsubscribe import PREVIEW_KEY
 
     value = os.environ.get(variable)
     if value:
@@ -444,8 +447,8 @@ def _window(
     folder: Path,
     ledger: Ledger | None = None,
 ) -> Window:
-    from .mail import Ledger
-    from .newsletter import last_window, window_ending, window_since
+    from .delivery import Ledger
+    from .windows import last_window, window_ending, window_since
 
     now = dt.datetime.now(dt.UTC)
     chosen = period or default
@@ -473,7 +476,8 @@ class _DigestRun:
         self.send_empty = send_empty
 
     def _select(self, location: str, window: Window) -> tuple[Digest, tuple[Subscriber, ...]]:
-        from .newsletter import load_subscribers, select_digest
+        from .digest import select_digest
+        from .subscribers import load_subscribers
 
         with open_log(location, readonly=True) as source:
             selected = select_digest(source, window, upcoming_days=self.mailing.upcoming_days)
@@ -511,7 +515,7 @@ class _DigestRun:
         )
 
     def preview(self, location: str, window: Window, outbox: Path) -> None:
-        from .mail import write_outbox
+        from .delivery import write_outbox
 
         selected, subscribers = self._select(location, window)
         composed = self._compose(selected, subscribers)
@@ -528,7 +532,7 @@ class _DigestRun:
         )
 
     def send(self, location: str, window: Window, ledger: Ledger) -> None:
-        from .mail import deliver_pending
+        from .delivery import deliver_pending
 
         selected, subscribers = self._select(location, window)
         composed = self._compose(selected, subscribers, skip=ledger.knows)
@@ -560,7 +564,8 @@ class _DigestRun:
     def _transport(self) -> Transport:
         import ssl
 
-        from .mail import OutboxTransport, SmtpTransport
+        from .delivery import OutboxTransport
+        from .smtp import SmtpTransport
 
         settings = self.config.require_newsletter()
         if settings.transport == "outbox":
