@@ -150,11 +150,25 @@ def test_a_source_url_is_absolute_http(url: str) -> None:
     assert source(url=None).url is None
 
 
-def test_a_bad_date_is_an_invalid_date() -> None:
-    with pytest.raises(InvalidDate):
+def test_a_bad_date_is_an_invalid_date_naming_its_field() -> None:
+    with pytest.raises(InvalidDate) as caught:
         meeting("m1", when="2024-13-01")
-    with pytest.raises(InvalidDate):
+    assert isinstance(caught.value, InvalidEvent)
+    assert caught.value.field == "when"
+    with pytest.raises(InvalidDate) as caught:
         source(published="22 September 2024")
+    assert isinstance(caught.value, InvalidEvent)
+    assert caught.value.field == "published"
+
+
+def test_summary_and_reason_must_be_strings() -> None:
+    with pytest.raises(InvalidEvent) as caught:
+        meeting("m1", summary=5)
+    assert caught.value.field == "summary"
+
+
+def test_tabs_and_line_breaks_are_text() -> None:
+    assert meeting("m1", summary="one\ttwo\nthree\r\n").summary == "one\ttwo\nthree\r\n"
 
 
 def test_status_and_kind_are_one_of_their_choices() -> None:

@@ -6,6 +6,7 @@ All of them derive from :class:`SolidlineError`; each also inherits the builtin 
     SolidlineError
     ├── InvalidDate(ValueError)             an EDTF string that does not parse
     ├── InvalidEvent(ValueError)            an event or draft that breaks the model
+    │   ├── InvalidEventDate(InvalidDate)   an event's date field that does not parse
     │   ├── UnknownEventType                a ``type`` no class is registered for
     │   └── UnknownTarget                   a correction, status change … naming no known event
     ├── LogError
@@ -35,6 +36,7 @@ __all__ = [
     "HeadMoved",
     "InvalidDate",
     "InvalidEvent",
+    "InvalidEventDate",
     "LogError",
     "LogLocked",
     "PublishError",
@@ -67,6 +69,10 @@ class InvalidEvent(SolidlineError, ValueError):
         self.reason = message
         parts = [p for p in (where, f"field {field!r}" if field else None) if p]
         super().__init__(f"{': '.join(parts)}: {message}" if parts else message)
+
+
+class InvalidEventDate(InvalidEvent, InvalidDate):
+    """An event's date field (``when``, ``published``) that is not an EDTF date."""
 
 
 class UnknownEventType(InvalidEvent):

@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Literal
 
 import attrs
 
-from ._errors import InvalidEvent
+from ._errors import InvalidDate, InvalidEvent, InvalidEventDate
 from .dates import EDTFDate, parse_date
 
 __all__ = [
@@ -84,6 +84,13 @@ def _entity_ids(instance: object, attribute: attrs.Attribute[Any], value: tuple[
         _entity_id(instance, attribute, item)
 
 
+def _free_text(_: object, attribute: attrs.Attribute[Any], value: str) -> None:
+    # Control characters are kept as given (the record is what the source said); feeds and
+    # mail clean them on the way out, where XML and MIME cannot carry them.
+    if not isinstance(value, str):
+        raise _fail(attribute, f"must be a string, not {type(value).__name__}")
+
+
 def _text(_: object, attribute: attrs.Attribute[Any], value: str) -> None:
     if not isinstance(value, str) or not value.strip():
         raise _fail(attribute, "must be a non-empty string")
@@ -106,6 +113,20 @@ def _non_empty(_: object, attribute: attrs.Attribute[Any], value: tuple[object, 
 
 def _to_date(value: EDTFDate | str) -> EDTFDate:
     return value if isinstance(value, EDTFDate) else parse_date(value)
+
+
+def _date_of(value: EDTFDate | str, field: attrs.Attribute[Any]) -> EDTFDate:
+    """A date field's converter: a bad date names the field, as every other bad value does."""
+    if not isinstance(value, EDTFDate | str):
+        message = f"expected an EDTF date string, got {type(value).__name__}"
+        raise InvalidEventDate(message, field=field.name)
+    try:
+        return _to_date(value)
+    except InvalidDate as exc:
+        raise InvalidEventDate(str(exc), field=field.name) from None
+
+
+_DATE = attrs.Converter(_date_of, takes_field=True)
 
 
 def _to_optional_date(value: EDTFDate | str | None) -> EDTFDate | None:
@@ -143,7 +164,7 @@ class Source:
 
     title: str = attrs.field(validator=_text)
     publisher: str = attrs.field(validator=_text)
-    published: EDTFDate = attrs.field(converter=_to_date)
+    published: EDTFDate = attrs.field(converter=_DATE)  # type: ignore[misc]
     url: str | None = attrs.field(default=None, validator=_url)
     quote: str | None = attrs.field(default=None, validator=_optional_text)
 
@@ -210,9 +231,9 @@ class Fact(Event):
     year implied by the article's own date.
     """
 
-    when: EDTFDate = attrs.field(converter=_to_date)
+    when: EDTFDate = attrs.field(converter=_DATE)  # type: ignore[misc]
     title: str = attrs.field(validator=_text)
-    summary: str = ""
+    summary: str = attrs.field(default="", validator=_free_text)
     sources: tuple[Source, ...] = attrs.field(converter=tuple, validator=_non_empty)
     place: str | None = attrs.field(default=None, validator=_optional_text)
     people: tuple[Person, ...] = attrs.field(default=(), converter=tuple)
@@ -269,7 +290,7 @@ class Congress(Fact):
 
 @attrs.frozen(kw_only=True)
 class Donation(Fact):
-    """A donation, in kind (``items``) and/or money (``amount`` as a decimal string, ``currency``)."""
+    """A donation in kind (``items``) and/or money (``amount``, a decimal string, ``currency``)."""
 
     type: ClassVar[str] = "donation"
 
@@ -381,7 +402,7 @@ class Amendment(Event):
     """Base of the events that amend another event, named by ``target``."""
 
     target: str = attrs.field(validator=_event_id)
-    reason: str = ""
+    reason: str = attrs.field(default="", validator=_free_text)
     sources: tuple[Source, ...] = attrs.field(default=(), converter=tuple)
 
 
