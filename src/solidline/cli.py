@@ -231,7 +231,8 @@ def _text_line(record: Recorded) -> str:
     event = record.event
     when = event.when.text if isinstance(event, Fact) else ""
     title = event.title if isinstance(event, Fact) else _describe(event)
-    return f"{record.seq:>6}  {record.recorded_at:%Y-%m-%d}  {event.type:<22} {when:<12} {record.id}  {title}"
+    day = f"{record.recorded_at:%Y-%m-%d}"
+    return f"{record.seq:>6}  {day}  {event.type:<22} {when:<12} {record.id}  {title}"
 
 
 def _describe(event: Event) -> str:
