@@ -29,7 +29,7 @@ def test_record_a_meeting_runs_and_shows_the_congress_held() -> None:
 
 def test_scheduled_jobs_call_commands_the_cli_has() -> None:
     text = "".join(p.read_text() for p in EXAMPLES.iterdir() if p.suffix in {"", ".service"})
-    used = set(re.findall(r"solidline (?:--config \S+ )?([a-z]+)", text))
+    used = set(re.findall(r"(?:bin/|[{;] )solidline (?:--config \S+ )?([a-z]+)", text))
     assert {"publish", "digest"} <= used
     for command in used:
         assert CliRunner().invoke(main, [command, "--help"]).exit_code == 0, command
