@@ -76,7 +76,7 @@ def test_publish_then_nothing_new(folder: Path) -> None:
 
     code, output = run(folder)
     assert code == 0
-    assert output.startswith("nothing new: 105 files unchanged (log head seq 39)")
+    assert output.startswith("nothing new: 106 files unchanged (log head seq 39)")
 
 
 def test_config_given_before_the_command_or_found_in_the_current_folder(

@@ -27,7 +27,8 @@ from solidline import (
 )
 from solidline.config import Config, load_config
 from solidline.model import Corrected, StatusChanged
-from solidline.site import PublishReport, default_templates, publish
+from solidline.pages import default_templates
+from solidline.site import PublishReport, publish
 from solidline.timeline import Projection
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -108,7 +109,7 @@ def test_publish_writes_every_timeline_as_page_feeds_and_export(record: Config) 
 
     projection = Projection.from_log(JsonlLog(EVENTS, readonly=True, create=False))
     keys = ["all", *projection.relationships(), *projection.entities()]
-    expected = {"index.html", "all.html"}
+    expected = {"index.html", "style.css", "all.html"}
     for key in keys:
         expected |= {f"feeds/{key}.atom", f"feeds/{key}.rss", f"timelines/{key}.json"}
         if key != "all":
@@ -429,15 +430,56 @@ def test_status_corrections_people_place_and_sources_are_visible(
 def test_the_page_has_no_external_resources_and_adapts_to_dark_mode(record: Config) -> None:
     publish(record)
     html = page(record, "relationships/cpusa~cpv.html")
-    assert "prefers-color-scheme: dark" in html
+    css = page(record, "style.css")
+    assert "prefers-color-scheme: dark" in css
     assert 'name="viewport"' in html
-    assert not re.search(r"<(?:script|img|link[^>]+stylesheet)", html)
-    assert not re.search(r'(?:src|@import|url\()\s*["\']?https?:', html)
+    assert not re.search(r"<(?:script|img|style)", html)
+    stylesheets = [link["href"] for link in links_of(html).links if link["rel"] == "stylesheet"]
+    assert stylesheets == ["../style.css"]
+    for text in (html, css):
+        assert not re.search(r'(?:src|@import|url\()\s*["\']?(?:https?:)?//', text)
+
+
+def test_every_page_links_the_one_stylesheet_relatively(record: Config) -> None:
+    publish(record)
+    output = record.path("public")
+    for html in output.rglob("*.html"):
+        found = links_of(html.read_text(encoding="utf-8"))
+        stylesheets = [link["href"] or "" for link in found.links if link["rel"] == "stylesheet"]
+        assert len(stylesheets) == 1, html
+        assert (html.parent / stylesheets[0]).resolve() == output / "style.css", html
+    assert (output / "style.css").read_bytes() == (default_templates() / "style.css").read_bytes()
+
+
+def test_a_stylesheet_in_the_templates_folder_replaces_the_default(
+    record: Config, tmp_path: Path
+) -> None:
+    publish(record)
+    custom = tmp_path / "mine"
+    custom.mkdir()
+    (custom / "style.css").write_text("body { color: teal; }\n", encoding="utf-8")
+    config = write_config(tmp_path, 'templates = "mine"\n')
+
+    report = publish(config)
+
+    assert page(config, "style.css") == "body { color: teal; }\n"
+    assert "style.css" in report.written
+    assert "feeds/all.atom" not in report.written
+
+
+def test_a_deleted_stylesheet_is_written_again(record: Config) -> None:
+    publish(record)
+    (record.path("public") / "style.css").unlink()
+
+    report = publish(record)
+
+    assert report.written == ("style.css",)
+    assert "prefers-color-scheme" in page(record, "style.css")
 
 
 def test_default_templates_are_found(record: Config) -> None:
     folder = default_templates()
-    assert {"_base.html.j2", "index.html.j2", "timeline.html.j2"} <= {
+    assert {"_base.html.j2", "index.html.j2", "timeline.html.j2", "style.css"} <= {
         p.name for p in folder.iterdir()
     }
 
@@ -457,6 +499,7 @@ def test_report_summary_names_what_was_written(record: Config) -> None:
 GOLDEN = Path(__file__).resolve().parent / "golden" / "site"
 GOLDEN_PAGES = (
     "index.html",
+    "style.css",
     "relationships/cpusa~cpv.html",
     "relationships/la~vn.html",
     "entities/cpv.html",

@@ -1,9 +1,13 @@
 """``publish``: the record as a static site of feeds, timeline pages and TimelineJS exports.
 
+This module is the run: the lock, the checkpoint, which timelines changed, and writing their
+files safely. What the pages show and how they are rendered is :mod:`solidline.pages`.
+
 Everything is written into the ``[site] output`` folder::
 
     public/
       index.html                     every timeline, with its feeds (and feed discovery links)
+      style.css                      the one stylesheet of every page
       all.html                       the whole record
       relationships/cpusa~cpv.html   one page per relationship …
       entities/cpusa.html            … and per entity
@@ -39,51 +43,41 @@ Safe under cron:
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import fcntl
 import hashlib
-import importlib.resources
 import os
 import re
 import secrets
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import orjson
 
 from . import __version__
-from ._errors import ConfigError, CorruptLog, LogLocked, PublishError
+from ._errors import CorruptLog, LogLocked, PublishError
 from .codec import Recorded, format_timestamp
 from .config import Config, SiteConfig
-from .dates import parse_date
 from .log import EventLog, Head, JsonlLog, open_log
-from .model import (
-    AgreementSigned,
-    Amendment,
-    Congress,
-    Corrected,
-    Donation,
-    EntityDefined,
-    Fact,
-    Meeting,
-    Period,
-    Person,
-    RelationsEstablished,
-    Retracted,
-    SameAs,
-    Source,
-    Statement,
-    StatusChanged,
-    Visit,
+from .pages import (
+    STYLESHEET,
+    Target,
+    page_environment,
+    render_index,
+    render_timeline_page,
+    site_targets,
+    stylesheet,
+    template_folders,
 )
-from .timeline import Entry, Projection, Timeline, parse_pair
+from .timeline import Projection
 
 if TYPE_CHECKING:  # imported when something is rendered: a run with nothing new needs neither
     import jinja2
 
-__all__ = ["PublishReport", "default_templates", "page_environment", "publish"]
+    from .feeds import FeedSpec
+
+__all__ = ["PublishReport", "publish"]
 
 # Bumped when what publish writes changes for the same record and templates: the checkpoint of
 # an older version is then ignored and every page rendered again.
@@ -92,7 +86,6 @@ _STATE_DIR = ".solidline"
 _FOLDERS = (_STATE_DIR, "feeds", "relationships", "entities", "timelines")
 _TEMPORARY_SUFFIX = ".publish-tmp"
 _TEMPORARY = re.compile(r"\..+\.[0-9a-f]{12}" + re.escape(_TEMPORARY_SUFFIX))
-Kind = Literal["all", "entity", "relationship"]
 
 
 @attrs.frozen
@@ -149,64 +142,6 @@ def publish(config: Config) -> PublishReport:
         open_log(config.log_location, readonly=True) as log,
     ):
         return _Run(config, site, output, log).run()
-
-
-# -- templates -------------------------------------------------------------------------------------
-
-
-def default_templates() -> Path:
-    """The folder of the default templates: inside the installed package, or the source tree's."""
-    packaged = importlib.resources.files("solidline") / "templates"
-    if packaged.is_dir():
-        return Path(str(packaged))
-    source_tree = Path(__file__).resolve().parents[2] / "templates"
-    if source_tree.is_dir():
-        return source_tree
-    raise PublishError(
-        f"the default templates are missing (looked in {packaged} and "
-        f"{source_tree}); reinstall solidline"
-    )
-
-
-def page_environment(config: Config) -> jinja2.Environment:
-    """The jinja2 environment of the pages: ``[site] templates`` first, then the defaults."""
-    import jinja2
-
-    site = config.require_site()
-    loaders: list[jinja2.BaseLoader] = []
-    for folder in _template_folders(config, site):
-        loaders.append(jinja2.FileSystemLoader(folder))
-    return jinja2.Environment(
-        loader=jinja2.ChoiceLoader(loaders),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-        auto_reload=False,
-    )
-
-
-def _template_folders(config: Config, site: SiteConfig) -> list[Path]:
-    folders = []
-    if site.templates is not None:
-        folder = config.path(site.templates)
-        if not folder.is_dir():
-            raise ConfigError(
-                f"{config.source or 'configuration'}: setting 'templates': {folder} is not a folder"
-            )
-        folders.append(folder)
-    folders.append(default_templates())
-    return folders
-
-
-def _templates_digest(folders: Iterable[Path]) -> str:
-    digest = hashlib.sha256()
-    for folder in folders:
-        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-            digest.update(f"{path.relative_to(folder)}\0".encode())
-            digest.update(hashlib.sha256(path.read_bytes()).digest())
-    return digest.hexdigest()
 
 
 # -- the lock and the output folder ----------------------------------------------------------------
@@ -297,6 +232,16 @@ def _tail_of(log: EventLog, head: Head) -> list[Any] | None:
     return [last.name, size - len(line), len(line)]
 
 
+def _templates_digest(folders: Iterable[Path]) -> str:
+    """What the pages are made of besides the record: every template folder's files."""
+    digest = hashlib.sha256()
+    for folder in folders:
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            digest.update(f"{path.relative_to(folder)}\0".encode())
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
 def _load_state(path: Path) -> dict[str, Any]:
     try:
         state = orjson.loads(path.read_bytes())
@@ -324,33 +269,6 @@ def _damaged(output: Path, files: dict[str, list[Any]]) -> set[str]:
 # -- one run ---------------------------------------------------------------------------------------
 
 
-@attrs.frozen
-class _Target:
-    """One timeline to publish, the timelines its page links to, and where its files go."""
-
-    kind: Kind
-    timeline: Timeline
-    related: tuple[str, ...] = ()
-
-    @property
-    def key(self) -> str:
-        return self.timeline.key
-
-    @property
-    def page(self) -> str:
-        if self.kind == "all":
-            return "all.html"
-        folder = "entities" if self.kind == "entity" else "relationships"
-        return f"{folder}/{self.key}.html"
-
-    def feed(self, format: str) -> str:
-        return f"feeds/{self.key}.{format}"
-
-    @property
-    def export(self) -> str:
-        return f"timelines/{self.key}.json"
-
-
 class _Run:
     """One publish run under the lock: check the checkpoint, read, render, write."""
 
@@ -365,7 +283,7 @@ class _Run:
         self.environment: jinja2.Environment | None = None
         self.state_path = output / _STATE_DIR / "state.json"
         self.state = _load_state(self.state_path)
-        templates = _templates_digest(_template_folders(config, site))
+        templates = _templates_digest(template_folders(config))
         self.settings = hashlib.sha256(
             f"{__version__}\0{_OUTPUT_VERSION}\0{site!r}\0{templates}".encode()
         ).hexdigest()
@@ -386,9 +304,8 @@ class _Run:
         first: list[Recorded] = []
         projection.apply(_verified(self.log.read(), first))
         start = _head_of(first[0]) if first else Head()
-        tag_date = str(first[0].recorded_at.year) if first else "1970"
-        targets = _targets(projection, start)
-        return self._publish(targets, projection.head, tag_date, fingerprint)
+        targets = site_targets(projection, start)
+        return self._publish(targets, projection.head, _tag_date(first), fingerprint)
 
     def _nothing_new(self, fingerprint: dict[str, Any]) -> bool:
         if not self.old_prints or self.state["log"].get("fingerprint") != fingerprint:
@@ -398,28 +315,12 @@ class _Run:
         )
 
     def _publish(
-        self, targets: list[_Target], head: Head, tag_date: str, fingerprint: dict[str, Any]
+        self, targets: list[Target], head: Head, tag_date: str, fingerprint: dict[str, Any]
     ) -> PublishReport:
         _sweep_leftovers(self.output)
-        damaged = _damaged(self.output, self.old_files)
         staging = _Staging(self.output)
-        owners: dict[str, str] = {"index.html": "index"}
-        prints: dict[str, str] = {}
-        rendered = 0
         try:
-            for target in targets:
-                prints[target.key] = _fingerprint(target)
-                if (
-                    self.old_prints.get(target.key) == prints[target.key]
-                    and target.key not in damaged
-                ):
-                    owners.update(self.old_owners.get(target.key, {}))
-                    continue
-                rendered += 1
-                for name, data in self._render(target, tag_date):
-                    staging.put(name, data)
-                    owners[name] = target.key
-            staging.put("index.html", self._render_index(targets))
+            owners, prints, rendered = self._stage(targets, tag_date, staging)
             staging.commit()
         finally:
             staging.discard()
@@ -434,46 +335,51 @@ class _Run:
             rendered=rendered,
         )
 
-    def _render(self, target: _Target, tag_date: str) -> Iterator[tuple[str, bytes]]:
-        from .exports import timelinejs
-        from .feeds import FeedSpec, render_feed
+    def _stage(
+        self, targets: list[Target], tag_date: str, staging: _Staging
+    ) -> tuple[dict[str, str], dict[str, str], int]:
+        """Stage the files of the timelines that changed, the index and the stylesheet.
 
-        site = self.site
-        yield target.page, self._render_page(target)
-        for format in site.formats:
-            spec = FeedSpec(
-                base_url=site.base_url,
-                site_title=site.title,
-                feed_path=target.feed(format),
-                page_path=target.page,
-                tag_date=tag_date,
-                limit=site.entries_per_feed,
-                author=site.author,
-                language=site.language,
-            )
+        Returns:
+            Which timeline each output file belongs to, every timeline's fingerprint, and how
+            many timelines were rendered.
+        """
+        damaged = _damaged(self.output, self.old_files)
+        # the index and the stylesheet are the whole site's: staged on every run, written
+        # only when their bytes change
+        owners: dict[str, str] = {"index.html": "index", STYLESHEET: "index"}
+        prints: dict[str, str] = {}
+        rendered = 0
+        for target in targets:
+            prints[target.key] = _fingerprint(target)
+            if self.old_prints.get(target.key) == prints[target.key] and target.key not in damaged:
+                owners.update(self.old_owners.get(target.key, {}))
+                continue
+            rendered += 1
+            for name, data in self._render(target, tag_date):
+                staging.put(name, data)
+                owners[name] = target.key
+        staging.put("index.html", render_index(self._environment(), self.site, targets))
+        staging.put(STYLESHEET, stylesheet(self.config))
+        return owners, prints, rendered
+
+    def _render(self, target: Target, tag_date: str) -> Iterator[tuple[str, bytes]]:
+        from .exports import timelinejs
+        from .feeds import render_feed
+
+        yield target.page, render_timeline_page(self._environment(), self.site, target)
+        for format in self.site.formats:
+            spec = _feed_spec(self.site, target, format, tag_date)
             yield target.feed(format), render_feed(target.timeline, spec, format)
         yield (
             target.export,
             orjson.dumps(timelinejs(target.timeline), option=orjson.OPT_INDENT_2) + b"\n",
         )
 
-    def _page(self, target: _Target, path: str, title: str) -> _Page:
-        feeds = tuple((format, target.feed(format)) for format in self.site.formats)
-        return _Page(self.site, path, title, feeds)
-
-    def _render_page(self, target: _Target) -> bytes:
-        page = self._page(target, target.page, target.timeline.title)
-        context = _timeline_context(page, target)
-        return self._template("timeline.html.j2", context)
-
-    def _render_index(self, targets: list[_Target]) -> bytes:
-        page = self._page(targets[0], "index.html", self.site.title)
-        return self._template("index.html.j2", _index_context(page, targets))
-
-    def _template(self, name: str, context: dict[str, Any]) -> bytes:
+    def _environment(self) -> jinja2.Environment:
         if self.environment is None:
             self.environment = page_environment(self.config)
-        return self.environment.get_template(name).render(context).encode("utf-8")
+        return self.environment
 
     def _save_state(
         self,
@@ -488,17 +394,10 @@ class _Run:
             files[name] = [key, info.st_size, info.st_mtime_ns]
         if _log_fingerprint(self.log) != fingerprint:
             fingerprint = {}  # a writer appended meanwhile: the next run reads the log again
-        checkpoint = {
-            "seq": head.seq,
-            "digest": head.digest,
-            "recorded_at": head.recorded_at,
-            "fingerprint": fingerprint,
-            "tail": _tail_of(self.log, head),
-        }
         state = {
             "version": _OUTPUT_VERSION,
             "settings": self.settings,
-            "log": checkpoint,
+            "log": _checkpoint(self.log, head, fingerprint),
             "timelines": prints,
             "files": files,
         }
@@ -508,6 +407,43 @@ class _Run:
             staging.commit()
         finally:
             staging.discard()
+
+
+def _checkpoint(log: EventLog, head: Head, fingerprint: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "seq": head.seq,
+        "digest": head.digest,
+        "recorded_at": head.recorded_at,
+        "fingerprint": fingerprint,
+        "tail": _tail_of(log, head),
+    }
+
+
+def _tag_date(first: list[Recorded]) -> str:
+    """The date in the ``tag:`` authority of every feed id: the year of the log's first line.
+
+    Ids must never change (readers would show every entry as new again) and a run must give
+    the same bytes whenever it runs, so the date cannot come from the clock. The first line's
+    year is fixed once the log has a line, whatever is appended later, and it is close to when
+    the publisher began to publish, as RFC 4151 wants (a date the publisher held the host).
+    An empty log has no entries to identify: its feeds take 1970 until the first line.
+    """
+    return str(first[0].recorded_at.year) if first else "1970"
+
+
+def _feed_spec(site: SiteConfig, target: Target, format: str, tag_date: str) -> FeedSpec:
+    from .feeds import FeedSpec
+
+    return FeedSpec(
+        base_url=site.base_url,
+        site_title=site.title,
+        feed_path=target.feed(format),
+        page_path=target.page,
+        tag_date=tag_date,
+        limit=site.entries_per_feed,
+        author=site.author,
+        language=site.language,
+    )
 
 
 def _verified(records: Iterable[Recorded], first: list[Recorded]) -> Iterator[Recorded]:
@@ -527,7 +463,7 @@ def _verified(records: Iterable[Recorded], first: list[Recorded]) -> Iterator[Re
         yield record
 
 
-def _fingerprint(target: _Target) -> str:
+def _fingerprint(target: Target) -> str:
     """What a timeline's files are made of: entries and the lines that shaped them, names."""
     timeline = target.timeline
     entries = [(e.id, [r.seq for r in e.history]) for e in timeline.entries]
@@ -550,49 +486,6 @@ def _head_of(record: Recorded) -> Head:
     return Head(record.seq, record.digest, format_timestamp(record.recorded_at))
 
 
-def _targets(projection: Projection, start: Head) -> list[_Target]:
-    """The whole record, every relationship and every entity, each as a timeline.
-
-    A timeline without entries gets the log's first line as its head (feeds take their
-    ``updated`` from it), so that its files do not change whenever the log grows.
-    """
-    entries = projection.entries()
-    entities = projection.entities()
-    head = projection.head
-    by_entity: dict[str, list[Entry]] = {key: [] for key in entities}
-    by_pair: dict[str, list[Entry]] = {}
-    for entry in entries:
-        for entity in entry.entities:
-            by_entity.setdefault(entity, []).append(entry)
-        for pair in entry.relationships():
-            by_pair.setdefault(pair, []).append(entry)
-    if "all" in by_entity:
-        raise PublishError(
-            "an entity has the id 'all', which names the whole record's files "
-            "(all.html, feeds/all.atom); correct the entity's id"
-        )
-
-    def name(entity: str) -> str:
-        definition: EntityDefined | None = entities.get(entity)
-        return entity if definition is None else definition.short_name or definition.name
-
-    def timeline(key: str, title: str, chosen: list[Entry]) -> Timeline:
-        return Timeline(key, title, tuple(chosen), entities, head if chosen else start)
-
-    targets = [_Target("all", timeline("all", "All events", entries))]
-    for pair in sorted(by_pair):
-        a, b = parse_pair(pair)
-        targets.append(
-            _Target("relationship", timeline(pair, f"{name(a)} – {name(b)}", by_pair[pair]), (a, b))
-        )
-    for entity in sorted(by_entity):
-        related = tuple(p for p in sorted(by_pair) if entity in parse_pair(p))
-        targets.append(
-            _Target("entity", timeline(entity, name(entity), by_entity[entity]), related)
-        )
-    return targets
-
-
 def _sweep_leftovers(output: Path) -> None:
     """Remove the temporary files a killed run left (under the lock, none is in use)."""
     for folder in (output, *(output / name for name in _FOLDERS)):
@@ -608,257 +501,6 @@ def _remove_stale(output: Path, names: set[str]) -> tuple[str, ...]:
         with contextlib.suppress(FileNotFoundError):
             (output / name).unlink()
     return tuple(sorted(names))
-
-
-# -- pages: what the templates are given ----------------------------------------------------------
-
-
-@attrs.frozen
-class _Page:
-    """The page being rendered: the site, its path (for relative links) and its feeds."""
-
-    site: SiteConfig
-    path: str
-    title: str
-    feeds: tuple[tuple[str, str], ...]
-
-    @property
-    def root(self) -> str:
-        """The relative way back to the output folder: ``""`` or ``"../"``."""
-        return "../" * self.path.count("/")
-
-    @property
-    def url(self) -> str:
-        return self.site.base_url + self.path
-
-    def href(self, path: str) -> str:
-        return self.root + path
-
-
-@attrs.frozen
-class _Link:
-    """A piece of text, linked when ``href`` is set."""
-
-    text: str
-    href: str | None = None
-
-
-@attrs.frozen
-class _EntryView:
-    """One entry as the page shows it; every field is plain text (the template escapes it)."""
-
-    id: str
-    date: str
-    datetime: str | None
-    span: bool
-    title: str
-    type: str
-    status: str
-    summary: str
-    place: str | None
-    people: tuple[str, ...]
-    details: tuple[tuple[str, tuple[_Link, ...]], ...]
-    quote: str | None
-    note: str | None
-    sources: tuple[_SourceView, ...]
-    changes: tuple[str, ...]
-
-
-@attrs.frozen
-class _SourceView:
-    title: str
-    url: str | None
-    publisher: str
-    published: str
-    quote: str | None
-
-
-_PLAIN_DATE = re.compile(r"[0-9]{4}-(?:0[1-9]|1[0-2])(?:-[0-9]{2})?")
-
-
-def _timeline_context(page: _Page, target: _Target) -> dict[str, Any]:
-    timeline = target.timeline
-    entries = [_entry_view(page, timeline, entry) for entry in timeline.entries]
-    years: dict[str, list[_EntryView]] = {}
-    for entry, view in zip(timeline.entries, entries, strict=True):
-        years.setdefault(_year_heading(entry), []).append(view)
-    definition = timeline.entities.get(timeline.key) if target.kind == "entity" else None
-    updated = max((e.updated for e in timeline.entries), default=None)
-    return {
-        "page": page,
-        "kind": target.kind,
-        "timeline": timeline,
-        "entity": definition,
-        "related": [_timeline_link(page, timeline, key) for key in target.related],
-        "years": list(years.items()),
-        "count": len(entries),
-        "updated": _day(updated.date()) if updated else None,
-        "export": page.href(target.export),
-    }
-
-
-def _index_context(page: _Page, targets: list[_Target]) -> dict[str, Any]:
-    def row(target: _Target) -> dict[str, Any]:
-        entries = target.timeline.entries
-        return {
-            "title": target.timeline.title,
-            "key": target.key,
-            "page": page.href(target.page),
-            "feeds": [(format, page.href(target.feed(format))) for format in page.site.formats],
-            "export": page.href(target.export),
-            "count": len(entries),
-            "span": _span_of(entries),
-        }
-
-    return {
-        "page": page,
-        "whole": row(targets[0]),
-        "relationships": [row(t) for t in targets if t.kind == "relationship"],
-        "entities": [row(t) for t in targets if t.kind == "entity"],
-    }
-
-
-def _span_of(entries: tuple[Entry, ...]) -> str:
-    years = [y for e in entries for y in (e.when.lower.year, e.when.upper.year) if 1 < y < 9999]
-    if not years:
-        return ""
-    first, last = min(years), max(years)
-    return str(first) if first == last else f"{first}–{last}"
-
-
-def _timeline_link(page: _Page, timeline: Timeline, key: str) -> _Link:
-    if "~" in key:
-        a, b = parse_pair(key)
-        return _Link(
-            f"{timeline.name(a)} – {timeline.name(b)}", page.href(f"relationships/{key}.html")
-        )
-    return _Link(timeline.name(key), page.href(f"entities/{key}.html"))
-
-
-def _year_heading(entry: Entry) -> str:
-    when = entry.when
-    if when.lower == dt.date.min:
-        return f"Until {when.upper.year}"
-    return str(when.lower.year)
-
-
-def _entry_view(page: _Page, timeline: Timeline, entry: Entry) -> _EntryView:
-    event = entry.event
-    when = entry.when
-    return _EntryView(
-        id=entry.id,
-        date=when.display(),
-        datetime=when.text if _PLAIN_DATE.fullmatch(when.text) else None,
-        span=when.is_interval,
-        title=event.title,
-        type=event.type.replace(".", " ").replace("_", " "),
-        status=entry.status,
-        summary=event.summary,
-        place=event.place,
-        people=tuple(_person(timeline, p) for p in event.people),
-        details=tuple(_details(page, timeline, event)),
-        quote=getattr(event, "quote", None),
-        note=event.note,
-        sources=tuple(_source_view(s) for s in entry.sources),
-        changes=tuple(_changes(entry)),
-    )
-
-
-def _person(timeline: Timeline, person: Person) -> str:
-    about = [part for part in (person.role, person.entity and timeline.name(person.entity)) if part]
-    return f"{person.name} ({', '.join(about)})" if about else person.name
-
-
-def _details(
-    page: _Page, timeline: Timeline, event: Fact
-) -> Iterator[tuple[str, tuple[_Link, ...]]]:
-    """Who took part and how, by event type: (label, linked names or text)."""
-
-    def who(*entities: str) -> tuple[_Link, ...]:
-        return tuple(_Link(timeline.name(e), page.href(f"entities/{e}.html")) for e in entities)
-
-    def text(value: str) -> tuple[_Link, ...]:
-        return (_Link(value),)
-
-    if isinstance(event, Meeting):
-        yield (
-            "Participants",
-            tuple(
-                _Link(
-                    timeline.name(p.entity) + (f" ({p.role})" if p.role else ""),
-                    page.href(f"entities/{p.entity}.html"),
-                )
-                for p in event.participants
-            ),
-        )
-    elif isinstance(event, Visit):
-        yield "Visitor", who(event.visitor)
-        yield "Host", who(event.host)
-        if event.level:
-            yield "Level", text(f"{event.level} visit")
-    elif isinstance(event, Congress):
-        yield "Congress of", who(event.organisation)
-        if event.ordinal:
-            yield "Congress", text(_ordinal(event.ordinal))
-        if event.delegations:
-            yield "Foreign delegations", who(*event.delegations)
-    elif isinstance(event, Donation):
-        yield "Donor", who(event.donor)
-        yield "Recipient", who(event.recipient)
-        if event.items:
-            yield "Donated", text(event.items)
-        if event.amount:
-            yield "Amount", text(f"{event.amount} {event.currency}")
-    elif isinstance(event, Statement):
-        yield "Speaker", who(event.speaker)
-        if event.addressees:
-            yield "Addressed to", who(*event.addressees)
-        if event.about:
-            yield "About", who(*event.about)
-        yield "Stance", text(event.stance)
-    elif isinstance(event, RelationsEstablished):
-        yield "Between", who(*event.parties)
-        yield "Relations", text(event.relation)
-    elif isinstance(event, AgreementSigned):
-        yield "Agreement", text(event.name)
-        yield "Signed by", who(*event.parties)
-    elif isinstance(event, Period):
-        yield "Participants", who(*event.participants)
-    else:
-        yield "Involving", who(*event.entities())
-
-
-def _ordinal(number: int) -> str:
-    suffix = (
-        "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
-    )
-    return f"{number}{suffix}"
-
-
-def _source_view(source: Source) -> _SourceView:
-    return _SourceView(
-        source.title, source.url, source.publisher, source.published.display(), source.quote
-    )
-
-
-def _changes(entry: Entry) -> Iterator[str]:
-    """What the record did to the entry after first recording it, oldest first."""
-    for record in entry.history:
-        event, on = record.event, _day(record.recorded_at.date())
-        reason = f": {event.reason}" if isinstance(event, Amendment) and event.reason else ""
-        if isinstance(event, Corrected):
-            fields = ", ".join(sorted(event.changes))
-            yield f"Corrected on {on} ({fields}){reason}"
-        elif isinstance(event, StatusChanged):
-            yield f"Marked {event.status} on {on}{reason}"
-        elif isinstance(event, Retracted):
-            yield f"A correction was withdrawn on {on}{reason}"
-        elif isinstance(event, SameAs):
-            yield f"Merged with another report of the same event on {on}{reason}"
-
-
-def _day(day: dt.date) -> str:
-    return parse_date(day.isoformat()).display()
 
 
 # -- writing ---------------------------------------------------------------------------------------

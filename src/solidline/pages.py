@@ -1,0 +1,540 @@
+"""The site's HTML pages: which timelines it shows, what their templates are given, and the CSS.
+
+:func:`~solidline.site.publish` decides what must be written and writes it; this module says
+what the site is made of and renders it:
+
+- :class:`Target`: one timeline of the site (the whole record, a relationship or an entity) and
+  the paths of its files; :func:`site_targets` lists them all.
+- :func:`render_timeline_page` and :func:`render_index`: a page's bytes, from the templates
+  ``timeline.html.j2`` and ``index.html.j2`` (both extend ``_base.html.j2``).
+- :func:`stylesheet`: ``style.css``, the one stylesheet every page links to, relatively
+  (``style.css`` or ``../style.css``): the pages load nothing from elsewhere.
+
+Templates and the stylesheet are looked up in ``[site] templates`` first, then in the default
+templates (:func:`default_templates`), so a file there replaces the default one of that name.
+Pages are given plain text and escaped by jinja2 (autoescaping is on).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import importlib.resources
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import attrs
+
+from ._errors import ConfigError, PublishError
+from .config import Config, SiteConfig
+from .dates import parse_date
+from .log import Head
+from .model import (
+    AgreementSigned,
+    Amendment,
+    Congress,
+    Corrected,
+    Donation,
+    EntityDefined,
+    Fact,
+    Meeting,
+    Period,
+    Person,
+    RelationsEstablished,
+    Retracted,
+    SameAs,
+    Source,
+    Statement,
+    StatusChanged,
+    Visit,
+)
+from .timeline import Entry, Projection, Timeline, parse_pair
+
+if TYPE_CHECKING:  # imported when something is rendered: a run with nothing new needs neither
+    import jinja2
+
+__all__ = [
+    "STYLESHEET",
+    "Kind",
+    "Target",
+    "default_templates",
+    "page_environment",
+    "render_index",
+    "render_timeline_page",
+    "site_targets",
+    "stylesheet",
+    "template_folders",
+]
+
+STYLESHEET = "style.css"
+"""The stylesheet's name, in the template folders and at the root of the output."""
+
+Kind = Literal["all", "entity", "relationship"]
+
+
+# -- the site's timelines and their files ----------------------------------------------------------
+
+
+@attrs.frozen
+class Target:
+    """One timeline to publish, the timelines its page links to, and where its files go."""
+
+    kind: Kind
+    timeline: Timeline
+    related: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return self.timeline.key
+
+    @property
+    def page(self) -> str:
+        return "all.html" if self.kind == "all" else _page_path(self.key)
+
+    def feed(self, format: str) -> str:
+        return f"feeds/{self.key}.{format}"
+
+    @property
+    def export(self) -> str:
+        return f"timelines/{self.key}.json"
+
+
+def _page_path(key: str) -> str:
+    """The page of an entity or a relationship (``"cpusa~cpv"``)."""
+    folder = "relationships" if "~" in key else "entities"
+    return f"{folder}/{key}.html"
+
+
+def site_targets(projection: Projection, start: Head) -> list[Target]:
+    """The whole record, every relationship and every entity, each as a timeline.
+
+    A timeline without entries gets the log's first line ``start`` as its head (feeds take
+    their ``updated`` from it), so that its files do not change whenever the log grows.
+
+    Raises:
+        PublishError: an entity has the id ``all``, the whole record's.
+    """
+    entries = projection.entries()
+    entities = projection.entities()
+    by_entity, by_pair = _grouped(entries, entities)
+
+    def timeline(key: str, title: str, chosen: list[Entry]) -> Timeline:
+        return Timeline(key, title, tuple(chosen), entities, projection.head if chosen else start)
+
+    targets = [Target("all", timeline("all", "All events", entries))]
+    for pair in sorted(by_pair):
+        a, b = parse_pair(pair)
+        title = f"{_name(entities, a)} – {_name(entities, b)}"
+        targets.append(Target("relationship", timeline(pair, title, by_pair[pair]), (a, b)))
+    for entity in sorted(by_entity):
+        related = tuple(p for p in sorted(by_pair) if entity in parse_pair(p))
+        title = _name(entities, entity)
+        targets.append(Target("entity", timeline(entity, title, by_entity[entity]), related))
+    return targets
+
+
+def _grouped(
+    entries: list[Entry], entities: dict[str, EntityDefined]
+) -> tuple[dict[str, list[Entry]], dict[str, list[Entry]]]:
+    """The entries by entity (every defined entity, even without entries) and by relationship."""
+    by_entity: dict[str, list[Entry]] = {key: [] for key in entities}
+    by_pair: dict[str, list[Entry]] = {}
+    for entry in entries:
+        for entity in entry.entities:
+            by_entity.setdefault(entity, []).append(entry)
+        for pair in entry.relationships():
+            by_pair.setdefault(pair, []).append(entry)
+    if "all" in by_entity:
+        raise PublishError(
+            "an entity has the id 'all', which names the whole record's files "
+            "(all.html, feeds/all.atom); correct the entity's id"
+        )
+    return by_entity, by_pair
+
+
+def _name(entities: dict[str, EntityDefined], entity: str) -> str:
+    definition = entities.get(entity)
+    return entity if definition is None else definition.short_name or definition.name
+
+
+# -- templates and the stylesheet ------------------------------------------------------------------
+
+
+def default_templates() -> Path:
+    """The folder of the default templates: inside the installed package, or the source tree's."""
+    packaged = importlib.resources.files("solidline") / "templates"
+    if packaged.is_dir():
+        return Path(str(packaged))
+    source_tree = Path(__file__).resolve().parents[2] / "templates"
+    if source_tree.is_dir():
+        return source_tree
+    raise PublishError(
+        f"the default templates are missing (looked in {packaged} and "
+        f"{source_tree}); reinstall solidline"
+    )
+
+
+def template_folders(config: Config) -> list[Path]:
+    """Where templates are looked up, in order: ``[site] templates``, then the defaults.
+
+    Raises:
+        ConfigError: ``[site] templates`` names something that is not a folder.
+    """
+    site = config.require_site()
+    folders = []
+    if site.templates is not None:
+        folder = config.path(site.templates)
+        if not folder.is_dir():
+            raise ConfigError(
+                f"{config.source or 'configuration'}: setting 'templates': {folder} is not a folder"
+            )
+        folders.append(folder)
+    folders.append(default_templates())
+    return folders
+
+
+def page_environment(config: Config) -> jinja2.Environment:
+    """The jinja2 environment of the pages: ``[site] templates`` first, then the defaults."""
+    import jinja2
+
+    loaders: list[jinja2.BaseLoader] = [
+        jinja2.FileSystemLoader(folder) for folder in template_folders(config)
+    ]
+    return jinja2.Environment(
+        loader=jinja2.ChoiceLoader(loaders),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        auto_reload=False,
+    )
+
+
+def stylesheet(config: Config) -> bytes:
+    """The bytes of ``style.css``, found like a template: ``[site] templates`` first.
+
+    Raises:
+        PublishError: no template folder holds a ``style.css``.
+    """
+    folders = template_folders(config)
+    for folder in folders:
+        if (folder / STYLESHEET).is_file():
+            return (folder / STYLESHEET).read_bytes()
+    raise PublishError(
+        f"{STYLESHEET} is missing from the template folders ({', '.join(map(str, folders))}); "
+        "reinstall solidline"
+    )
+
+
+# -- rendering -------------------------------------------------------------------------------------
+
+
+def render_timeline_page(
+    environment: jinja2.Environment, site: SiteConfig, target: Target
+) -> bytes:
+    """The page of one timeline (``timeline.html.j2``), announcing the timeline's feeds."""
+    page = _page(site, target, target.page, target.timeline.title)
+    return _render(environment, "timeline.html.j2", _timeline_context(page, target))
+
+
+def render_index(environment: jinja2.Environment, site: SiteConfig, targets: list[Target]) -> bytes:
+    """The front page (``index.html.j2``), announcing the whole record's (``targets[0]``) feeds."""
+    page = _page(site, targets[0], "index.html", site.title)
+    return _render(environment, "index.html.j2", _index_context(page, targets))
+
+
+def _page(site: SiteConfig, target: Target, path: str, title: str) -> _Page:
+    feeds = tuple((format, target.feed(format)) for format in site.formats)
+    return _Page(site, path, title, feeds)
+
+
+def _render(environment: jinja2.Environment, name: str, context: dict[str, Any]) -> bytes:
+    return environment.get_template(name).render(context).encode("utf-8")
+
+
+# -- what the templates are given ------------------------------------------------------------------
+
+
+@attrs.frozen
+class _Page:
+    """The page being rendered: the site, its path (for relative links) and its feeds."""
+
+    site: SiteConfig
+    path: str
+    title: str
+    feeds: tuple[tuple[str, str], ...]
+
+    @property
+    def root(self) -> str:
+        """The relative way back to the output folder: ``""`` or ``"../"``."""
+        return "../" * self.path.count("/")
+
+    @property
+    def url(self) -> str:
+        return self.site.base_url + self.path
+
+    @property
+    def stylesheet(self) -> str:
+        return self.href(STYLESHEET)
+
+    def href(self, path: str) -> str:
+        return self.root + path
+
+
+@attrs.frozen
+class _Link:
+    """A piece of text, linked when ``href`` is set."""
+
+    text: str
+    href: str | None = None
+
+
+_Detail = tuple[str, tuple[_Link, ...]]
+
+
+@attrs.frozen
+class _EntryView:
+    """One entry as the page shows it; every field is plain text (the template escapes it)."""
+
+    id: str
+    date: str
+    datetime: str | None
+    span: bool
+    title: str
+    type: str
+    status: str
+    summary: str
+    place: str | None
+    people: tuple[str, ...]
+    details: tuple[_Detail, ...]
+    quote: str | None
+    note: str | None
+    sources: tuple[_SourceView, ...]
+    changes: tuple[str, ...]
+
+
+@attrs.frozen
+class _SourceView:
+    title: str
+    url: str | None
+    publisher: str
+    published: str
+    quote: str | None
+
+
+_PLAIN_DATE = re.compile(r"[0-9]{4}-(?:0[1-9]|1[0-2])(?:-[0-9]{2})?")
+
+
+def _timeline_context(page: _Page, target: Target) -> dict[str, Any]:
+    timeline = target.timeline
+    entries = [_entry_view(page, timeline, entry) for entry in timeline.entries]
+    years: dict[str, list[_EntryView]] = {}
+    for entry, view in zip(timeline.entries, entries, strict=True):
+        years.setdefault(_year_heading(entry), []).append(view)
+    definition = timeline.entities.get(timeline.key) if target.kind == "entity" else None
+    updated = max((e.updated for e in timeline.entries), default=None)
+    return {
+        "page": page,
+        "kind": target.kind,
+        "timeline": timeline,
+        "entity": definition,
+        "related": [_timeline_link(page, timeline, key) for key in target.related],
+        "years": list(years.items()),
+        "count": len(entries),
+        "updated": _day(updated.date()) if updated else None,
+        "export": page.href(target.export),
+    }
+
+
+def _index_context(page: _Page, targets: list[Target]) -> dict[str, Any]:
+    return {
+        "page": page,
+        "whole": _index_row(page, targets[0]),
+        "relationships": [_index_row(page, t) for t in targets if t.kind == "relationship"],
+        "entities": [_index_row(page, t) for t in targets if t.kind == "entity"],
+    }
+
+
+def _index_row(page: _Page, target: Target) -> dict[str, Any]:
+    entries = target.timeline.entries
+    return {
+        "title": target.timeline.title,
+        "key": target.key,
+        "page": page.href(target.page),
+        "feeds": [(format, page.href(target.feed(format))) for format in page.site.formats],
+        "export": page.href(target.export),
+        "count": len(entries),
+        "span": _span_of(entries),
+    }
+
+
+def _span_of(entries: tuple[Entry, ...]) -> str:
+    years = [y for e in entries for y in (e.when.lower.year, e.when.upper.year) if 1 < y < 9999]
+    if not years:
+        return ""
+    first, last = min(years), max(years)
+    return str(first) if first == last else f"{first}–{last}"
+
+
+def _timeline_link(page: _Page, timeline: Timeline, key: str) -> _Link:
+    if "~" in key:
+        a, b = parse_pair(key)
+        return _Link(f"{timeline.name(a)} – {timeline.name(b)}", page.href(_page_path(key)))
+    return _Link(timeline.name(key), page.href(_page_path(key)))
+
+
+def _year_heading(entry: Entry) -> str:
+    when = entry.when
+    if when.lower == dt.date.min:
+        return f"Until {when.upper.year}"
+    return str(when.lower.year)
+
+
+def _entry_view(page: _Page, timeline: Timeline, entry: Entry) -> _EntryView:
+    event = entry.event
+    when = entry.when
+    return _EntryView(
+        id=entry.id,
+        date=when.display(),
+        datetime=when.text if _PLAIN_DATE.fullmatch(when.text) else None,
+        span=when.is_interval,
+        title=event.title,
+        type=event.type.replace(".", " ").replace("_", " "),
+        status=entry.status,
+        summary=event.summary,
+        place=event.place,
+        people=tuple(_person(timeline, p) for p in event.people),
+        details=tuple(_details(event, _Names(page, timeline))),
+        quote=getattr(event, "quote", None),
+        note=event.note,
+        sources=tuple(_source_view(s) for s in entry.sources),
+        changes=tuple(_changes(entry)),
+    )
+
+
+def _person(timeline: Timeline, person: Person) -> str:
+    about = [part for part in (person.role, person.entity and timeline.name(person.entity)) if part]
+    return f"{person.name} ({', '.join(about)})" if about else person.name
+
+
+def _source_view(source: Source) -> _SourceView:
+    return _SourceView(
+        source.title, source.url, source.publisher, source.published.display(), source.quote
+    )
+
+
+def _changes(entry: Entry) -> Iterator[str]:
+    """What the record did to the entry after first recording it, oldest first."""
+    for record in entry.history:
+        event, on = record.event, _day(record.recorded_at.date())
+        reason = f": {event.reason}" if isinstance(event, Amendment) and event.reason else ""
+        if isinstance(event, Corrected):
+            fields = ", ".join(sorted(event.changes))
+            yield f"Corrected on {on} ({fields}){reason}"
+        elif isinstance(event, StatusChanged):
+            yield f"Marked {event.status} on {on}{reason}"
+        elif isinstance(event, Retracted):
+            yield f"A correction was withdrawn on {on}{reason}"
+        elif isinstance(event, SameAs):
+            yield f"Merged with another report of the same event on {on}{reason}"
+
+
+def _day(day: dt.date) -> str:
+    return parse_date(day.isoformat()).display()
+
+
+def _ordinal(number: int) -> str:
+    suffix = (
+        "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
+    )
+    return f"{number}{suffix}"
+
+
+# -- who took part and how, by event type ----------------------------------------------------------
+
+
+@attrs.frozen
+class _Names:
+    """Entities as the page names them: their short names, linked to their pages."""
+
+    page: _Page
+    timeline: Timeline
+
+    def who(self, *entities: str) -> tuple[_Link, ...]:
+        return tuple(self.entity(e) for e in entities)
+
+    def entity(self, entity: str, role: str | None = None) -> _Link:
+        name = self.timeline.name(entity) + (f" ({role})" if role else "")
+        return _Link(name, self.page.href(_page_path(entity)))
+
+
+def _text(value: str) -> tuple[_Link, ...]:
+    return (_Link(value),)
+
+
+@functools.singledispatch
+def _details(event: Fact, names: _Names) -> Iterator[_Detail]:
+    """Who took part and how, by event type: (label, linked names or text)."""
+    yield "Involving", names.who(*event.entities())
+
+
+@_details.register
+def _meeting(event: Meeting, names: _Names) -> Iterator[_Detail]:
+    yield "Participants", tuple(names.entity(p.entity, p.role) for p in event.participants)
+
+
+@_details.register
+def _visit(event: Visit, names: _Names) -> Iterator[_Detail]:
+    yield "Visitor", names.who(event.visitor)
+    yield "Host", names.who(event.host)
+    if event.level:
+        yield "Level", _text(f"{event.level} visit")
+
+
+@_details.register
+def _congress(event: Congress, names: _Names) -> Iterator[_Detail]:
+    yield "Congress of", names.who(event.organisation)
+    if event.ordinal:
+        yield "Congress", _text(_ordinal(event.ordinal))
+    if event.delegations:
+        yield "Foreign delegations", names.who(*event.delegations)
+
+
+@_details.register
+def _donation(event: Donation, names: _Names) -> Iterator[_Detail]:
+    yield "Donor", names.who(event.donor)
+    yield "Recipient", names.who(event.recipient)
+    if event.items:
+        yield "Donated", _text(event.items)
+    if event.amount:
+        yield "Amount", _text(f"{event.amount} {event.currency}")
+
+
+@_details.register
+def _statement(event: Statement, names: _Names) -> Iterator[_Detail]:
+    yield "Speaker", names.who(event.speaker)
+    if event.addressees:
+        yield "Addressed to", names.who(*event.addressees)
+    if event.about:
+        yield "About", names.who(*event.about)
+    yield "Stance", _text(event.stance)
+
+
+@_details.register
+def _relations(event: RelationsEstablished, names: _Names) -> Iterator[_Detail]:
+    yield "Between", names.who(*event.parties)
+    yield "Relations", _text(event.relation)
+
+
+@_details.register
+def _agreement(event: AgreementSigned, names: _Names) -> Iterator[_Detail]:
+    yield "Agreement", _text(event.name)
+    yield "Signed by", names.who(*event.parties)
+
+
+@_details.register
+def _period(event: Period, names: _Names) -> Iterator[_Detail]:
+    yield "Participants", names.who(*event.participants)
