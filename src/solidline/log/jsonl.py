@@ -35,6 +35,7 @@ __all__ = ["JsonlLog"]
 
 _SEGMENT = re.compile(r"(\d{20})\.jsonl")
 _CHUNK = 1 << 20
+_MARK_EVERY = 4096  # lines between two marks of where a line starts
 _ENVELOPE_PREFIX = 480  # seq, id, type, v, recorded_at, prev, more fit in this many bytes
 
 
@@ -75,6 +76,9 @@ class JsonlLog(EventLog):
         self._lock_fd: int | None = None
         self._writer: tuple[Path, int] | None = None
         self._next: tuple[int, int, int, int] | None = None  # seq, segment first seq, offset, line
+        # where some lines start, to read from any seq without scanning its segment from the top
+        self._marks: dict[int, tuple[int, int, int]] = {}  # seq -> segment first seq, offset, line
+        self._marked: list[int] = []  # the seqs of _marks, sorted
         self._open_directory(create and not readonly)
         if not readonly:
             with self._locked():  # recovers a crashed writer's tail, if there is one
@@ -130,6 +134,10 @@ class JsonlLog(EventLog):
         offset = line = 0
         if self._next is not None and self._next[0] == start and self._next[1] == firsts[i]:
             offset, line = self._next[2], self._next[3]
+        else:
+            at = bisect.bisect_right(self._marked, start) - 1
+            if at >= 0 and self._marks[self._marked[at]][0] == firsts[i]:
+                _, offset, line = self._marks[self._marked[at]]
         for first, path in segments[i:]:
             yield from self._segment_lines(first, path, start, offset, line)
             offset = line = 0
@@ -160,6 +168,37 @@ class JsonlLog(EventLog):
     def _note_position(self, seq: int, first: int, offset: int, line: int) -> None:
         if self._next is None or seq > self._next[0]:
             self._next = (seq, first, offset, line)
+        if seq - (self._marked[-1] if self._marked else 1) >= _MARK_EVERY:
+            self._mark(seq, first, offset, line)
+
+    def _mark(self, seq: int, first: int, offset: int, line: int) -> None:
+        if seq not in self._marks:
+            self._marks[seq] = (first, offset, line)
+            bisect.insort(self._marked, seq)
+
+    def _line_blocks(self) -> Iterator[tuple[int, bytes, list[bytes], bool]]:
+        """Every whole line, segment after segment, in blocks of about a megabyte.
+
+        Lines are split at ``\n`` only; a block that ``splitlines`` cuts otherwise (a stray
+        ``\r``) comes with an empty list, for the caller to read line by line from there.
+        """
+        for first, path in self._segments():
+            with path.open("rb") as f:
+                seq, offset, rest = first, 0, b""
+                chunk = f.read(_CHUNK)
+                while chunk:
+                    buffer = rest + chunk if rest else chunk
+                    chunk = f.read(_CHUNK)
+                    cut = buffer.rfind(b"\n") + 1
+                    rest = buffer[cut:]
+                    if not cut:
+                        continue
+                    block = buffer[:cut]
+                    count = block.count(b"\n")
+                    self._mark(seq, first, offset, seq - first)
+                    lines = block.splitlines(keepends=True)
+                    yield seq, block, lines if len(lines) == count else [], not chunk
+                    seq, offset = seq + count, offset + cut
 
     # -- writing -----------------------------------------------------------------------------------
 
@@ -259,6 +298,10 @@ class JsonlLog(EventLog):
         _fsync_dir(self.path)
         self.quarantined.append(target)
         self._next = None
+        first = int(path.name[:20])
+        for seq in [s for s in self._marked if self._marks[s][0] == first and self._marks[s][1] > good]:
+            del self._marks[seq]
+            self._marked.remove(seq)
 
 
 # -- helpers ---------------------------------------------------------------------------------------
