@@ -46,10 +46,10 @@ from ..model import Amendment, EntityDefined, Event, Fact, SameAs, StatusChanged
 __all__ = ["GENESIS", "EventLog", "Head", "RawLine", "VerifyReport"]
 
 GENESIS = "0" * 64
-# A line as encode_line writes it, whole: seq, id, recorded_at, prev and more captured. Strings
+# A line as encode_line writes it, whole: seq, id, type, recorded_at, prev and more captured. Strings
 # without quotes, backslashes or control characters; numbers without leading zeros.
 _CANONICAL = re.compile(
-    rb'^\{"seq":(0|[1-9][0-9]*),"id":"([^"\\\x00-\x1f]*)","type":"[^"\\\x00-\x1f]*",'
+    rb'^\{"seq":(0|[1-9][0-9]*),"id":"([^"\\\x00-\x1f]*)","type":"([^"\\\x00-\x1f]*)",'
     rb'"v":(?:0|[1-9][0-9]*),"recorded_at":"([^"\\\x00-\x1f]*)","prev":"([0-9a-f]{64})"'
     rb'(?:,"more":(0|[1-9][0-9]*))?,"data":\{[^\n]*\}\}$',
     re.MULTILINE,
@@ -139,20 +139,18 @@ class EventLog(abc.ABC):
     def _write(self, lines: list[bytes], first_seq: int) -> None:
         """Store one batch durably and atomically (all lines or none)."""
 
-    def _line_blocks(self) -> Iterator[tuple[int, bytes, list[bytes], bool]]:
-        """Every stored line in blocks: (seq of the first, the lines joined, the lines, whether
-        the block ends a segment). Backends that can read their storage in bulk override it."""
-        lines: list[bytes] = []
-        first = 1
+    def _line_blocks(self) -> Iterator[tuple[int, bytes, list[bytes], bool, str, int]]:
+        """Every stored line in blocks: the seq of the first, the lines joined, the lines,
+        whether the block ends a segment, the segment and the first line's number in it.
+        Backends that can read their storage in bulk override it."""
+        lines: list[RawLine] = []
         for line in self._raw_lines(1):
-            if not lines:
-                first = line.seq
-            lines.append(line.raw)
+            lines.append(line)
             if len(lines) == 4096:
-                yield first, b"".join(lines), lines, False
+                yield _as_block(lines, False)
                 lines = []
         if lines:
-            yield first, b"".join(lines), lines, True
+            yield _as_block(lines, True)
 
     def close(self) -> None:  # noqa: B027 (a backend with nothing to release need not override)
         """Release what the log holds open. The log may not be used afterwards."""
@@ -393,44 +391,51 @@ class EventLog(abc.ABC):
     def _verify_blocks(self, seen: set[str]) -> tuple[int, Head]:
         """Check the chain a block of lines at a time, without parsing each line in Python.
 
-        Each block is checked with one regular expression over its bytes (every line must have
-        the canonical envelope :func:`encode_line` writes), one SHA-256 per line and list
-        comparisons. The hash chain vouches for every byte of a line but the last one (the next
-        line holds its hash), so the data itself is not parsed here. Whatever is not plainly
-        sound (and the log's last line, always) is left to the line-by-line check, which
-        continues from the returned count and head and reports a fault exactly as ever.
+        See :meth:`_sound_blocks`; the line-by-line check continues from the returned count and
+        head, and reports any fault exactly as ever.
         """
         count, head = 0, Head()
-        before_last: tuple[int, Head, bytes] | None = None
+        for block in self._sound_blocks(seen):
+            count += len(block.lines)
+            head = block.head
+        return count, head
+
+    def _sound_blocks(self, seen: set[str]) -> Iterator[_Block]:
+        """The log from its start in blocks of whole batches, as far as they are plainly sound.
+
+        Each block is checked with one regular expression over its bytes (every line must have
+        the canonical envelope :func:`encode_line` writes), one SHA-256 per line and list
+        comparisons: seq, prev and recorded_at follow on, and no id comes twice (``seen`` gets
+        the ids). The hash chain vouches for every byte of a line but the last one (the next
+        line holds its hash), so the data itself is not parsed. The blocks stop before the
+        first line that is not plainly sound, and always before the log's last line: the
+        caller reads on line by line from there, with every check.
+        """
+        head, pending = Head(), None
         carried: tuple[bytes, list[bytes]] = (b"", [])
-        for first, block, lines, segment_ends in self._line_blocks():
+        for first, data, lines, segment_ends, segment, line in self._line_blocks():
             if carried[1]:  # the start of a batch the last block ended in the middle of
                 if first != head.seq + 1 + len(carried[1]):
                     break
-                first, block, lines = head.seq + 1, carried[0] + block, carried[1] + lines
-            checked = _check_block(first, block, lines, head, seen)
-            if checked is None:
+                first, data, lines = head.seq + 1, carried[0] + data, carried[1] + lines
+                line -= len(carried[1])
+            block = _check_block(first, data, lines, head, seen, segment, line)
+            if block is None:
                 break
-            whole, digests, stamps, prevs, ids = checked
-            if whole < len(lines):
-                if segment_ends:  # a batch without its end: the line-by-line reader decides
-                    break
-                carried = (block[sum(map(len, lines[:whole])) :], lines[whole:])
-            else:
-                carried = (b"", [])
-            if whole:
-                last_ts = stamps[whole - 2] if whole > 1 else head.recorded_at.encode()
-                before_last = (count + whole - 1, Head(first + whole - 2, prevs[whole - 1].decode(),
-                               last_ts.decode()), ids[whole - 1])
-                seen.update(map(bytes.decode, ids[:whole]))
-                count += whole
-                head = Head(first + whole - 1, digests[-64:].decode(), stamps[whole - 1].decode())
+            carried = (data[sum(map(len, block.lines)) :], lines[len(block.lines) :])
+            if carried[1] and segment_ends:  # a batch without its end: read it line by line
+                break
+            if block.lines:
+                if pending is not None:
+                    yield pending
+                pending, head = block, block.head
+                seen.update(block.ids)
         else:
-            if before_last is not None and not carried[1]:
-                # the log's last line is left to the full check: no line after it holds its hash
-                seen.discard(before_last[2].decode())
-                return before_last[0], before_last[1]
-        return count, head
+            if pending is not None and not carried[1]:
+                seen.discard(pending.ids[-1])
+                pending = pending.without_last()
+        if pending is not None and pending.lines:
+            yield pending
 
     def _checked_lines(
         self, start: int, stop: int | None, *, check_chain: bool, prev: str | None = None,
@@ -469,6 +474,8 @@ class EventLog(abc.ABC):
 
     def _catch_up(self) -> None:
         """Bring the id index and head up to date with what is stored (others may append)."""
+        if self._head.seq == 0:  # the first time: most of the log, a block at a time
+            self._index_blocks()
         index, head = self._index, self._head
         for line in self._raw_lines(head.seq + 1):
             envelope = _envelope(line)
@@ -481,28 +488,67 @@ class EventLog(abc.ABC):
                         envelope["recorded_at"])
         self._head = head
 
+    def _index_blocks(self) -> None:
+        """Index the plainly sound blocks of the log: facts by id alone; other events decoded."""
+        index, indexes = self._index, {}
+        for block in self._sound_blocks(set()):
+            index.ids.update(zip(block.ids, range(block.first, block.first + len(block.lines))))
+            for n, type_name in enumerate(block.types):
+                if type_name not in indexes:
+                    indexes[type_name] = _indexes(type_name.decode())
+                if indexes[type_name]:
+                    line = RawLine(block.first + n, block.lines[n], block.segment, block.line + n)
+                    _index_event(index, block.ids[n], _decode(line).event, line.seq)
+            self._head = block.head
 
-def _check_block(first: int, block: bytes, lines: list[bytes], head: Head, seen: set[str]
-                 ) -> tuple[int, bytes, tuple[bytes, ...], tuple[bytes, ...], tuple[bytes, ...]] | None:
-    """Check a block of lines following ``head``: None where any line is not plainly sound.
 
-    Returns how many lines make whole batches (the rest begin a batch the next block ends),
-    the hex digests of those lines joined, and their recorded_at, prev and id fields.
-    """
-    found = _CANONICAL.findall(block)
+@attrs.define
+class _Block:
+    """Consecutive whole lines found plainly sound, with what the checks took out of them."""
+
+    first: int
+    lines: list[bytes]
+    digests: bytes  # the hex digests of the lines, joined
+    stamps: tuple[bytes, ...]
+    prevs: tuple[bytes, ...]
+    ids: list[str]
+    types: tuple[bytes, ...]
+    segment: str
+    line: int  # the line number of the first line in its segment
+    before: Head  # the line before the block
+
+    @property
+    def head(self) -> Head:
+        """The block's last line."""
+        return Head(self.first + len(self.lines) - 1, self.digests[-64:].decode(),
+                    self.stamps[-1].decode())
+
+    def without_last(self) -> _Block:
+        n = len(self.lines) - 1
+        return _Block(self.first, self.lines[:n], self.digests[: 64 * n], self.stamps[:n],
+                      self.prevs[:n], self.ids[:n], self.types[:n], self.segment, self.line,
+                      self.before)
+
+
+def _check_block(first: int, data: bytes, lines: list[bytes], head: Head, seen: set[str],
+                 segment: str, line: int) -> _Block | None:
+    """The whole batches of a block of lines following ``head``, or None where a line is not
+    plainly sound (see :meth:`EventLog._sound_blocks`). Lines after the last whole batch begin
+    a batch the next block ends; they are not in the result."""
+    found = _CANONICAL.findall(data)
     if not lines or len(found) != len(lines):
         return None
-    seqs, ids, stamps, prevs, mores = zip(*found, strict=True)
+    seqs, ids, types, stamps, prevs, mores = zip(*found, strict=True)
     whole = len(lines)
     while whole and mores[whole - 1] not in (b"", b"0"):
         whole -= 1
-    if not whole:
-        return whole, b"", (), (), ()
-    lines, seqs, ids, stamps, prevs = (
-        lines[:whole], seqs[:whole], ids[:whole], stamps[:whole], prevs[:whole]
-    )
+    if whole < len(lines):
+        lines, seqs, ids, types, stamps, prevs = (
+            lines[:whole], seqs[:whole], ids[:whole], types[:whole], stamps[:whole],
+            prevs[:whole],
+        )
     digests = "".join(map(_HEX, map(hashlib.sha256, lines))).encode()
-    if (
+    if whole and (
         list(map(int, seqs)) != list(range(first, first + whole))
         or prevs[0] != head.digest.encode()
         or b"".join(prevs[1:]) != digests[: 64 * (whole - 1)]
@@ -511,12 +557,17 @@ def _check_block(first: int, block: bytes, lines: list[bytes], head: Head, seen:
     ):
         return None
     try:
-        new_ids = set(map(bytes.decode, ids))
+        texts = list(map(bytes.decode, ids))
     except UnicodeDecodeError:
         return None
-    if len(new_ids) != whole or not seen.isdisjoint(new_ids):
+    if len(set(texts)) != whole or not seen.isdisjoint(texts):
         return None
-    return whole, digests, stamps, prevs, ids
+    return _Block(first, lines, digests, stamps, prevs, texts, types, segment, line, head)
+
+
+def _as_block(lines: list[RawLine], ends: bool) -> tuple[int, bytes, list[bytes], bool, str, int]:
+    raws = [line.raw for line in lines]
+    return lines[0].seq, b"".join(raws), raws, ends, lines[0].segment, lines[0].line
 
 
 def _envelope(line: RawLine) -> dict[str, Any]:

@@ -35,7 +35,7 @@ __all__ = ["JsonlLog"]
 
 _SEGMENT = re.compile(r"(\d{20})\.jsonl")
 _CHUNK = 1 << 20
-_MARK_EVERY = 4096  # lines between two marks of where a line starts
+_MARK_EVERY = 256  # lines between two marks of where a line starts
 _ENVELOPE_PREFIX = 480  # seq, id, type, v, recorded_at, prev, more fit in this many bytes
 
 
@@ -176,7 +176,7 @@ class JsonlLog(EventLog):
             self._marks[seq] = (first, offset, line)
             bisect.insort(self._marked, seq)
 
-    def _line_blocks(self) -> Iterator[tuple[int, bytes, list[bytes], bool]]:
+    def _line_blocks(self) -> Iterator[tuple[int, bytes, list[bytes], bool, str, int]]:
         """Every whole line, segment after segment, in blocks of about a megabyte.
 
         Lines are split at ``\n`` only; a block that ``splitlines`` cuts otherwise (a stray
@@ -197,7 +197,8 @@ class JsonlLog(EventLog):
                     count = block.count(b"\n")
                     self._mark(seq, first, offset, seq - first)
                     lines = block.splitlines(keepends=True)
-                    yield seq, block, lines if len(lines) == count else [], not chunk
+                    yield (seq, block, lines if len(lines) == count else [], not chunk,
+                           path.name, seq - first + 1)
                     seq, offset = seq + count, offset + cut
 
     # -- writing -----------------------------------------------------------------------------------
@@ -240,6 +241,8 @@ class JsonlLog(EventLog):
                 raise
         after = first_seq + len(lines)
         self._next = (after, first, size + len(data), after - first)
+        if first_seq - (self._marked[-1] if self._marked else 1) >= _MARK_EVERY:
+            self._mark(first_seq, first, size, first_seq - first)
 
     def _writer_fd(self, path: Path) -> int:
         if self._writer is None or self._writer[0] != path:
