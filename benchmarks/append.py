@@ -84,7 +84,7 @@ def run(context: Context) -> list[Figure]:
                                        in_batches, 100),
         }
         for name, append in cases.items():
-            seconds, count = timed(append)
+            seconds, _ = timed(append)
             best[name] = min(best.get(name, seconds), seconds)
         store = EventsourcingStore(context.scratch / f"es-single-{round_}" / "es.sqlite")
         synchronous = store.synchronous()

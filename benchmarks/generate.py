@@ -56,7 +56,7 @@ from solidline import (
 )
 from solidline.codec import data_bytes, encode_line, format_timestamp
 
-__all__ = ["Record", "events", "generate", "write_log"]
+__all__ = ["Record", "cached_log", "events", "generate", "more_events", "write_log"]
 
 GENESIS = "0" * 64
 SEGMENT_BYTES = 64 << 20
@@ -110,10 +110,11 @@ class Record:
         relationships: how many pairs of entities events happen between.
     """
 
-    def __init__(self, seed: int = 1, *, entities: int = 500, relationships: int = 4000) -> None:
+    def __init__(self, seed: int = 1, *, entities: int = 500, relationships: int = 4000,
+                 definitions: list[EntityDefined] | None = None) -> None:
         self.rng = random.Random(seed)
         self.count = 0
-        self.definitions = self._entities(entities)
+        self.definitions = definitions if definitions is not None else self._entities(entities)
         self.ids = [d.entity for d in self.definitions]
         self.names = {d.entity: d.short_name or d.name for d in self.definitions}
         self.media = [d for d in self.definitions if d.kind == "media"] or self.definitions[:1]
@@ -147,7 +148,8 @@ class Record:
                     "organisation": f"{country} Federation of Trade Unions",
                     "media": f"{country} News Agency",
                     "person": f"{rng.choice(_FIRST)} {country}"}[kind]
-            short = "".join(w[0] for w in name.split() if w[0].isupper()) if kind != "person" else None
+            initials = "".join(w[0] for w in name.split() if w[0].isupper())
+            short = initials if kind != "person" else None
             aliases = (f"{name} ({short})",) if rng.random() < 0.3 else ()
             found.append(EntityDefined(
                 id=f"entity:{entity}", entity=entity, kind=kind, name=name, short_name=short,
@@ -209,7 +211,8 @@ class Record:
                 published=f"{year}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
                 url=f"https://{publisher.entity}.example/{rng.randint(1, 99999)}"
                 if rng.random() < 0.7 else None,
-                quote=f"we {rng.choice(_VERBS)} {rng.choice(_TOPICS)}" if rng.random() < 0.15 else None,
+                quote=(f"we {rng.choice(_VERBS)} {rng.choice(_TOPICS)}"
+                       if rng.random() < 0.15 else None),
             ))
         return tuple(out)
 
@@ -258,7 +261,8 @@ class Record:
                 Participant(entity=b, role="guest" if rng.random() < 0.5 else None)))
         elif roll < 0.60:
             addressees = (b, self._partner(a)) if rng.random() < 0.15 else (b,)
-            event = Statement(**self._common(a, b), speaker=a, addressees=tuple(x for x in dict.fromkeys(addressees) if x != a),
+            event = Statement(**self._common(a, b), speaker=a,
+                              addressees=tuple(x for x in dict.fromkeys(addressees) if x != a),
                               stance=rng.choice(_STANCES))
         elif roll < 0.74:
             event = Visit(**self._common(a, b), visitor=a, host=b,
@@ -318,7 +322,8 @@ class Record:
         if roll < 0.89 or not self.corrections:
             target = self._recent_fact()
             field = rng.choice(("title", "summary", "place", "when"))
-            value = self._date() if field == "when" else f"{rng.choice(_TOPICS).capitalize()} ({field})"
+            value = (self._date() if field == "when"
+                     else f"{rng.choice(_TOPICS).capitalize()} ({field})")
             correction = Corrected(id=f"correction-{self.count:x}", target=target.id,
                                    changes={field: value}, reason=f"The {field} was misreported.",
                                    sources=sources)
@@ -371,6 +376,26 @@ def events(count: int, seed: int = 1, *, entities: int | None = None
                               microseconds=record.rng.randrange(1_000_000))
         yield batch, clock
         left -= len(batch)
+
+
+def more_events(log: str | os.PathLike[str], count: int, seed: int = 99) -> list[Event]:
+    """``count`` new events for an existing log: facts between the entities it defines, with
+    ids of their own, and a few amendments of those facts."""
+    from solidline import JsonlLog
+
+    definitions: list[EntityDefined] = []
+    with JsonlLog(log, readonly=True) as reader:
+        for record in reader.read():
+            if not isinstance(record.event, EntityDefined):
+                break
+            definitions.append(record.event)
+    record = Record(seed, entities=len(definitions), relationships=len(definitions) * 8,
+                    definitions=definitions)
+    record.count = 10**9 + seed * 10**6  # ids no synthetic log of this size has used
+    made: list[Event] = []
+    while len(made) < count:
+        made.extend(record.next_batch())
+    return made[:count]
 
 
 def write_log(path: str | os.PathLike[str], batches: Iterator[tuple[list[Event], dt.datetime]],

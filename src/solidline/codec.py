@@ -206,7 +206,7 @@ def structure_event(cls: type[Event], data: dict[str, Any], *, where: str | None
     if fast is not None:
         try:
             return fast(data)  # type: ignore[no-any-return]
-        except Exception:  # noqa: S110 - cattrs structures it, or says exactly what is wrong
+        except Exception:  # cattrs structures it, or says exactly what is wrong
             pass
     try:
         event: Event = converter.structure(data, cls)
@@ -241,7 +241,7 @@ def _fast_structure_fn(cls: type) -> Callable[[Any], Any] | None:
     _FAST[cls] = None  # also what a class that contains itself gets while it is being built
     try:
         hints = typing.get_type_hints(cls)
-    except Exception:  # noqa: BLE001 - unresolvable annotations: leave the class to cattrs
+    except Exception:  # unresolvable annotations: leave the class to cattrs
         return None
     names: dict[str, Any] = {"cls": cls, "Unusual": _Unusual, "M": _MISSING,
                              "parse_date": parse_date}
@@ -327,7 +327,7 @@ def _memoized(cls: type, structure: Callable[[Any], Any]) -> Callable[[Any], Any
         return structure
     made: dict[tuple[Any, ...], Any] = {}
     key_of = f"lambda x: ({''.join(f'x.get({f!r}, M), ' for f in fields)}len(x))"
-    key = eval(key_of, {"M": _MISSING})  # noqa: S307 - our own text, built from field names
+    key = eval(key_of, {"M": _MISSING})  # our own text, built from field names
 
     def remembered(data: Any) -> Any:
         if type(data) is not dict:

@@ -46,8 +46,8 @@ from ..model import Amendment, EntityDefined, Event, Fact, SameAs, StatusChanged
 __all__ = ["GENESIS", "EventLog", "Head", "RawLine", "VerifyReport"]
 
 GENESIS = "0" * 64
-# A line as encode_line writes it, whole: seq, id, type, recorded_at, prev and more captured. Strings
-# without quotes, backslashes or control characters; numbers without leading zeros.
+# A line as encode_line writes it, whole: seq, id, type, recorded_at, prev and more captured.
+# Strings without quotes, backslashes or control characters; numbers without leading zeros.
 _CANONICAL = re.compile(
     rb'^\{"seq":(0|[1-9][0-9]*),"id":"([^"\\\x00-\x1f]*)","type":"([^"\\\x00-\x1f]*)",'
     rb'"v":(?:0|[1-9][0-9]*),"recorded_at":"([^"\\\x00-\x1f]*)","prev":"([0-9a-f]{64})"'
@@ -492,7 +492,8 @@ class EventLog(abc.ABC):
         """Index the plainly sound blocks of the log: facts by id alone; other events decoded."""
         index, indexes = self._index, {}
         for block in self._sound_blocks(set()):
-            index.ids.update(zip(block.ids, range(block.first, block.first + len(block.lines))))
+            seqs = range(block.first, block.first + len(block.lines))
+            index.ids.update(zip(block.ids, seqs, strict=True))
             for n, type_name in enumerate(block.types):
                 if type_name not in indexes:
                     indexes[type_name] = _indexes(type_name.decode())

@@ -302,7 +302,8 @@ class JsonlLog(EventLog):
         self.quarantined.append(target)
         self._next = None
         first = int(path.name[:20])
-        for seq in [s for s in self._marked if self._marks[s][0] == first and self._marks[s][1] > good]:
+        gone = [s for s in self._marked if self._marks[s][0] == first and self._marks[s][1] > good]
+        for seq in gone:
             del self._marks[seq]
             self._marked.remove(seq)
 

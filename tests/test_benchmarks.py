@@ -1,0 +1,246 @@
+"""The benchmarks run (at a tiny size: no timing is asserted), and the fast paths they measure
+give exactly what the plain paths give.
+
+Speed work must not change results: the compiled structure functions must build what cattrs
+builds (or fail with the same field path), ``verify --chain-only`` by blocks must find what the
+line-by-line check finds, and the first catch-up by blocks must build the same index.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+# benchmarks/ sits beside tests/, outside the installed package: the one place that imports it
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks import Context, generate
+from benchmarks.__main__ import main
+
+from solidline import CorruptLog, InvalidEvent, JsonlLog, MemoryLog
+from solidline.codec import (
+    _first_fault,
+    converter,
+    registered_types,
+    structure_event,
+)
+from solidline.log import EventLog, Head
+
+SIZE = 600
+
+
+@pytest.fixture(scope="module")
+def context(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Context]:
+    root = tmp_path_factory.mktemp("bench")
+    made = Context(events=SIZE, small=200, repeats=1, cache=root / "cache",
+                   scratch=root / "scratch")
+    made.scratch.mkdir()
+    yield made
+    made.cleanup()
+
+
+@pytest.fixture(scope="module")
+def log(context: Context) -> Path:
+    return context.log(SIZE)
+
+
+# -- the benchmarks run -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["replay", "verify", "append", "publish"])
+def test_a_benchmark_runs_and_reports_figures(context: Context, name: str) -> None:
+    module = __import__(f"benchmarks.{name}", fromlist=["run"])
+    figures = module.run(context)
+    assert figures
+    for figure in figures:
+        assert figure.value > 0
+        assert figure.command.startswith("python -m")
+
+
+def test_the_command_prints_a_table(context: Context, capsys: pytest.CaptureFixture[str],
+                                    tmp_path: Path) -> None:
+    markdown = tmp_path / "results.md"
+    assert main(["--events", str(SIZE), "--small", "200", "--repeats", "1", "--only", "verify",
+                 "--cache", str(context.cache), "--markdown", str(markdown)]) == 0
+    printed = capsys.readouterr().out
+    assert "verify --chain-only" in printed
+    assert "lines/s" in printed
+    assert "| figure |" in markdown.read_text()
+
+
+# -- the generator ----------------------------------------------------------------------------
+
+
+def test_the_generator_writes_what_the_log_itself_would(tmp_path: Path) -> None:
+    direct = tmp_path / "direct"
+    generate.write_log(direct, generate.events(SIZE, seed=3))
+    batches = list(generate.events(SIZE, seed=3))
+    times = iter([moment for _, moment in batches])
+    with JsonlLog(tmp_path / "appended", durable=False, clock=lambda: next(times)) as log:
+        for batch, _ in batches:
+            log.append(batch)
+    assert _bytes(direct) == _bytes(tmp_path / "appended")
+    report = JsonlLog(direct, readonly=True).verify()
+    assert report.lines == SIZE
+
+
+def test_the_generator_is_deterministic(tmp_path: Path) -> None:
+    generate.generate(tmp_path / "a", 300, seed=5)
+    generate.generate(tmp_path / "b", 300, seed=5)
+    assert _bytes(tmp_path / "a") == _bytes(tmp_path / "b")
+
+
+def test_more_events_can_be_appended_to_a_generated_log(tmp_path: Path, log: Path) -> None:
+    copy_ = tmp_path / "log"
+    shutil.copytree(log, copy_)
+    with JsonlLog(copy_) as writer:
+        assert len(writer.append(generate.more_events(copy_, 50))) == 50
+        assert writer.verify().lines == SIZE + 50
+
+
+def _bytes(path: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in sorted(path.glob("*.jsonl")))
+
+
+# -- fast paths give what the plain paths give -------------------------------------------------
+
+
+_ODD_VALUES: list[Any] = [
+    None, 0, 1, True, 1.5, "", " ", "x", "cpv", "2024-13-01", "2024", "https://a.example/b",
+    [], ["x"], [1], {}, {"a": 1}, [{"entity": "cpv"}], [{"entity": 1}],
+    [{"entity": "cpv", "x": 1}], "occurred", "USD", "100.00", -1,
+]
+
+
+def _mutations(data: dict[str, Any], rng: random.Random) -> Iterator[dict[str, Any]]:
+    """The data itself, then copies with one value replaced, removed or added somewhere."""
+    yield data
+    for _ in range(8):
+        changed = copy.deepcopy(data)
+        places = [changed]
+        todo: list[Any] = [changed]
+        while todo:
+            value = todo.pop()
+            children = value.values() if isinstance(value, dict) else value
+            for child in children if isinstance(value, dict | list) else ():
+                if isinstance(child, dict):
+                    places.append(child)
+                todo.append(child)
+        place = rng.choice(places)
+        keys = sorted(place)
+        roll = rng.random()
+        if roll < 0.4 and keys:
+            place[rng.choice(keys)] = rng.choice(_ODD_VALUES)
+        elif roll < 0.6 and keys:
+            del place[rng.choice(keys)]
+        else:
+            place[rng.choice(["extra", "role", "url", "quote", "people", "note"])] = rng.choice(
+                _ODD_VALUES
+            )
+        yield changed
+
+
+def _by_cattrs(cls: type, data: dict[str, Any]) -> tuple[Any, ...]:
+    try:
+        return ("built", converter.structure(data, cls))
+    except InvalidEvent as exc:
+        return ("refused", exc.reason, exc.field or "")
+    except Exception as exc:
+        path, message = _first_fault(exc)
+        return ("refused", message, path)
+
+
+def _by_structure_event(cls: type, data: dict[str, Any]) -> tuple[Any, ...]:
+    try:
+        return ("built", structure_event(cls, data, where=None))
+    except InvalidEvent as exc:
+        return ("refused", exc.reason, exc.field or "")
+
+
+def test_the_fast_structure_path_builds_what_cattrs_builds(log: Path) -> None:
+    rng = random.Random(11)
+    types = registered_types()
+    lines = _bytes(log).splitlines()
+    for line in rng.sample(lines, 150):
+        envelope = orjson.loads(line)
+        cls = types[envelope["type"]]
+        for data in _mutations(envelope["data"] | {"id": envelope["id"]}, rng):
+            expected = _by_cattrs(cls, copy.deepcopy(data))
+            assert _by_structure_event(cls, copy.deepcopy(data)) == expected, data
+
+
+def _tampered(original: list[bytes], rng: random.Random) -> list[bytes]:
+    lines = list(original)
+    k = rng.randrange(len(lines))
+    how = rng.choice(["letter", "json", "delete", "swap", "duplicate", "more", "crlf", "tail"])
+    line = lines[k]
+    if how == "letter":
+        at = rng.randrange(1, len(line) - 2)
+        lines[k] = line[:at] + (b"X" if line[at : at + 1] != b"X" else b"Y") + line[at + 1 :]
+    elif how == "json":
+        lines[k] = line.replace(b"}", b"]", 1)
+    elif how == "delete":
+        del lines[k]
+    elif how == "swap" and k + 1 < len(lines):
+        lines[k], lines[k + 1] = lines[k + 1], lines[k]
+    elif how == "duplicate":
+        lines.insert(k, line)
+    elif how == "more":
+        lines[k] = line.replace(b',"data":', b',"more":3,"data":', 1)
+    elif how == "crlf":
+        lines[k] = line[:-1] + b"\r\n"
+    elif how == "tail":
+        lines.append(line[: len(line) // 2])
+    return lines
+
+
+def _outcome(log: EventLog, *, blocks: bool) -> tuple[Any, ...]:
+    if not blocks:  # the line-by-line check alone
+        log._verify_blocks = lambda seen: (0, Head())  # type: ignore[method-assign]
+    try:
+        report = log.verify(decode=False)
+    except CorruptLog as exc:
+        return (type(exc), exc.segment, exc.line, exc.field, exc.reason)
+    return (report.lines, report.head)
+
+
+def test_verifying_by_blocks_finds_what_the_line_by_line_check_finds(
+    tmp_path: Path, log: Path
+) -> None:
+    rng = random.Random(7)
+    original = _bytes(log).splitlines(keepends=True)
+    for round_ in range(60):
+        folder = tmp_path / f"log{round_}"
+        folder.mkdir()
+        (folder / "00000000000000000001.jsonl").write_bytes(b"".join(_tampered(original, rng)))
+        assert _outcome(JsonlLog(folder, readonly=True), blocks=True) == _outcome(
+            JsonlLog(folder, readonly=True), blocks=False
+        )
+
+
+def test_verifying_by_blocks_works_over_segments_and_other_backends(tmp_path: Path) -> None:
+    folder = tmp_path / "segments"
+    generate.generate(folder, 1500, seed=4, segment_bytes=100_000)
+    assert len(list(folder.glob("*.jsonl"))) > 3
+    segmented = JsonlLog(folder, readonly=True)
+    assert _outcome(segmented, blocks=True) == _outcome(JsonlLog(folder, readonly=True),
+                                                        blocks=False)
+    memory = MemoryLog()
+    memory._lines = _bytes(folder).splitlines(keepends=True)
+    assert _outcome(memory, blocks=True) == (1500, segmented.head)
+
+
+def test_the_first_catch_up_by_blocks_builds_the_same_index(log: Path) -> None:
+    by_blocks = JsonlLog(log, readonly=True)
+    by_lines = JsonlLog(log, readonly=True)
+    by_lines._index_blocks = lambda: None  # type: ignore[method-assign]
+    assert by_blocks.head == by_lines.head
+    assert by_blocks._index == by_lines._index
