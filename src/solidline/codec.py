@@ -334,11 +334,11 @@ def _memoized(cls: type, structure: Callable[[Any], Any]) -> Callable[[Any], Any
             raise _Unusual
         found = key(data)
         try:
-            return made[found]
-        except KeyError:
-            pass
+            value = made.get(found, _MISSING)
         except TypeError:  # a list or dict where a string belongs: not ours to remember
             return structure(data)
+        if value is not _MISSING:
+            return value
         value = structure(data)
         if len(made) >= _MEMO_SIZE:
             made.clear()

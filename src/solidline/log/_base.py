@@ -47,11 +47,13 @@ __all__ = ["GENESIS", "EventLog", "Head", "RawLine", "VerifyReport"]
 
 GENESIS = "0" * 64
 # A line as encode_line writes it, whole: seq, id, type, recorded_at, prev and more captured.
-# Strings without quotes, backslashes or control characters; numbers without leading zeros.
+# Strings without quotes, backslashes or control characters; numbers without leading zeros. The
+# data is only seen to be an object (the hash chain vouches for its bytes), and prev only to be
+# 64 characters long (it is compared with the digest of the line before).
 _CANONICAL = re.compile(
     rb'^\{"seq":(0|[1-9][0-9]*),"id":"([^"\\\x00-\x1f]*)","type":"([^"\\\x00-\x1f]*)",'
-    rb'"v":(?:0|[1-9][0-9]*),"recorded_at":"([^"\\\x00-\x1f]*)","prev":"([0-9a-f]{64})"'
-    rb'(?:,"more":(0|[1-9][0-9]*))?,"data":\{[^\n]*\}\}$',
+    rb'"v":(?:0|[1-9][0-9]*),"recorded_at":"([^"\\\x00-\x1f]*)","prev":"(.{64})"'
+    rb'(?:,"more":(0|[1-9][0-9]*))?,"data":\{.*\}\}$',
     re.MULTILINE,
 )
 _HEX = operator.methodcaller("hexdigest")
