@@ -345,7 +345,7 @@ class LogContract:
                 EntityDefined(entity="pcc", kind="party", name="PCC", aliases=("Cuba", 5)),
                 "aliases[1]",
             ),
-            (meeting("m1", summary=5), "summary"),
+            (meeting("m1", people=["a name, not a Person"]), None),
             (meeting("m2", sources=[source(), "a source"]), None),
         ]
         for event, field in sneaky:
