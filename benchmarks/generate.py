@@ -441,11 +441,12 @@ def generate(path: str | os.PathLike[str], count: int, seed: int = 1, *,
 
 
 def cached_log(count: int, seed: int = 1, root: str | os.PathLike[str] | None = None) -> Path:
-    """The synthetic log of ``count`` events, generated once into ``root`` and kept there.
+    """The synthetic log of ``count`` events, generated once into the folder ``root``
+    (default ``$TMPDIR/solidline-bench``) and kept there.
 
     A log is only reused when a marker says it was written completely.
     """
-    base = Path(root or os.environ.get("TMPDIR", "/tmp")) / "solidline-bench"
+    base = Path(root) if root else Path(os.environ.get("TMPDIR", "/tmp")) / "solidline-bench"
     path = base / f"log-{count}-seed{seed}"
     marker = path / ".complete"
     if not marker.exists():
