@@ -244,11 +244,13 @@ def _fast_structure_fn(cls: type) -> Callable[[Any], Any] | None:
     except Exception:  # unresolvable annotations: leave the class to cattrs
         return None
     names: dict[str, Any] = {"cls": cls, "Unusual": _Unusual, "M": _MISSING,
-                             "parse_date": parse_date}
+                             "parse_date": parse_date, "shared": _SHARED}
     body = ["def structure(data):", "    if type(data) is not dict: raise Unusual",
             "    kw = {}", "    n = 0"]
     for field in attrs.fields(cls):
-        converted = _fast_value(hints.get(field.name), "v", names) if field.init else None
+        share = field.name != "id"  # an event's id is its own
+        kind = hints.get(field.name)
+        converted = _fast_value(kind, "v", names, share=share) if field.init else None
         if converted is None or field.alias != field.name:
             return None
         checks, value = converted
@@ -260,16 +262,25 @@ def _fast_structure_fn(cls: type) -> Callable[[Any], Any] | None:
             body.extend([f"    if {field.name!r} in data:", f"        v = data[{field.name!r}]",
                          "        n += 1", *("        " + c for c in checks)])
             body.append(f"        kw[{field.name!r}] = {value}")
-    body.extend(["    if n != len(data): raise Unusual", "    return cls(**kw)"])
+    body.extend(["    if n != len(data): raise Unusual",
+                 f"    if len(shared) > {_SHARED_SIZE}: shared.clear()", "    return cls(**kw)"])
     exec(compile("\n".join(body), f"<solidline fast structure {cls.__qualname__}>", "exec"), names)
     _FAST[cls] = names["structure"]
     return _FAST[cls]
 
 
-def _fast_value(kind: Any, var: str, names: dict[str, Any]) -> tuple[list[str], str] | None:
-    """Statements that check ``var`` holds JSON of type ``kind``, and the expression for it."""
+def _fast_value(kind: Any, var: str, names: dict[str, Any], *, share: bool = True
+                ) -> tuple[list[str], str] | None:
+    """Statements that check ``var`` holds JSON of type ``kind``, and the expression for it.
+
+    Short strings are kept once (``share``): a million events name a few hundred entities.
+    """
     origin, args = typing.get_origin(kind), typing.get_args(kind)
     simple = {str: "str", int: "int", bool: "bool"}
+    if kind is str and share:  # one copy of each short text: ids of entities, places, roles
+        return [f"if type({var}) is not str: raise Unusual"], (
+            f"(shared.setdefault({var}, {var}) if len({var}) <= {_SHARED_LENGTH} else {var})"
+        )
     if kind in simple:  # exact types: JSON gives no subclasses, and bool is not an int here
         return [f"if type({var}) is not {simple[kind]}: raise Unusual"], var
     if kind is Any:
@@ -278,10 +289,13 @@ def _fast_value(kind: Any, var: str, names: dict[str, Any]) -> tuple[list[str], 
         return [f"if type({var}) is not str: raise Unusual"], f"parse_date({var})"
     if origin is typing.Literal and all(type(a) is str for a in args):
         name = f"choices{len(names)}"
-        names[name] = frozenset(args)
-        return [f"if type({var}) is not str or {var} not in {name}: raise Unusual"], var
+        names[name] = {a: a for a in args}  # the value, and the one copy of it to keep
+        return [f"if type({var}) is not str or {var} not in {name}: raise Unusual"], (
+            f"{name}[{var}]"
+        )
     if origin in (typing.Union, types.UnionType) and len(args) == 2 and type(None) in args:
-        inner = _fast_value(next(a for a in args if a is not type(None)), var, names)
+        inner = _fast_value(next(a for a in args if a is not type(None)), var, names,
+                            share=share)
         if inner is None:
             return None
         checks = [f"if {var} is not None:", *("    " + c for c in inner[0])] if inner[0] else []
@@ -312,6 +326,9 @@ def _fast_value(kind: Any, var: str, names: dict[str, Any]) -> tuple[list[str], 
 
 
 _MEMO_SIZE = 1 << 16
+_SHARED: dict[str, str] = {}
+_SHARED_LENGTH = 32
+_SHARED_SIZE = 1 << 18
 
 
 def _memoized(cls: type, structure: Callable[[Any], Any]) -> Callable[[Any], Any]:
@@ -326,18 +343,24 @@ def _memoized(cls: type, structure: Callable[[Any], Any]) -> Callable[[Any], Any
     if not all(hints[f] in (str, str | None, EDTFDate, EDTFDate | None) for f in fields):
         return structure
     made: dict[tuple[Any, ...], Any] = {}
+    tally = [0, 0]  # look-ups, finds: where values rarely repeat, remembering only costs
     key_of = f"lambda x: ({''.join(f'x.get({f!r}, M), ' for f in fields)}len(x))"
     key = eval(key_of, {"M": _MISSING})  # our own text, built from field names
 
     def remembered(data: Any) -> Any:
         if type(data) is not dict:
             raise _Unusual
+        if tally[0] >= 4096 and tally[1] * 4 < tally[0]:
+            made.clear()
+            return structure(data)
         found = key(data)
         try:
             value = made.get(found, _MISSING)
         except TypeError:  # a list or dict where a string belongs: not ours to remember
             return structure(data)
+        tally[0] += 1
         if value is not _MISSING:
+            tally[1] += 1
             return value
         value = structure(data)
         if len(made) >= _MEMO_SIZE:
