@@ -29,6 +29,7 @@ from pathlib import Path
 import orjson
 
 from .._errors import ChainBroken, CorruptLog, DurabilityError, LogError
+from .._files import fsync_folder
 from ._base import EventLog, RawLine
 
 __all__ = ["JsonlLog"]
@@ -79,6 +80,7 @@ class JsonlLog(EventLog):
         # where some lines start, to read from any seq without scanning its segment from the top
         self._marks: dict[int, tuple[int, int, int]] = {}  # seq -> segment first seq, offset, line
         self._marked: list[int] = []  # the seqs of _marks, sorted
+        self._held: list[tuple[int, Path]] | None = None  # the segments, while the lock is held
         self._open_directory(create and not readonly)
         if not readonly:
             with self._locked():  # recovers a crashed writer's tail, if there is one
@@ -92,7 +94,7 @@ class JsonlLog(EventLog):
         if not create:
             raise LogError(f"there is no log at {self.path}; create it with a first append")
         self.path.mkdir(parents=True)
-        _fsync_dir(self.path.parent)
+        fsync_folder(self.path.parent)
 
     def close(self) -> None:
         if self._writer is not None:
@@ -110,6 +112,8 @@ class JsonlLog(EventLog):
     # -- segments ----------------------------------------------------------------------------------
 
     def _segments(self) -> list[tuple[int, Path]]:
+        if self._held is not None:  # under the lock no one else makes a segment
+            return list(self._held)
         found = []
         with os.scandir(self.path) as entries:
             for entry in entries:
@@ -125,6 +129,8 @@ class JsonlLog(EventLog):
     # -- reading -----------------------------------------------------------------------------------
 
     def _raw_lines(self, start: int) -> Iterator[RawLine]:
+        if self._nothing_after(start):
+            return
         segments = self._segments()
         if not segments:
             return
@@ -164,6 +170,19 @@ class JsonlLog(EventLog):
             else:
                 yield item
             self._note_position(seq + 1, first, end, line)
+
+    def _nothing_after(self, start: int) -> bool:
+        """Whether the log surely ends before ``start``: two stats instead of a directory scan."""
+        known = self._next
+        if known is None or known[0] != start:
+            return False
+        try:
+            if self._segment_name(known[1]).stat().st_size != known[2]:
+                return False
+        except FileNotFoundError:
+            return False
+        # a writer that began a new segment named it after its first line: the next seq
+        return not self._segment_name(start).exists()
 
     def _note_position(self, seq: int, first: int, offset: int, line: int) -> None:
         if self._next is None or seq > self._next[0]:
@@ -218,9 +237,11 @@ class JsonlLog(EventLog):
             self._lock_fd = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
         try:
+            self._held = self._segments()
             self._recover_tail()
             yield
         finally:
+            self._held = None
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     def _write(self, lines: list[bytes], first_seq: int) -> None:
@@ -231,6 +252,8 @@ class JsonlLog(EventLog):
         if not segments or (size and size + len(data) > self.segment_bytes):
             first, path, size = first_seq, self._segment_name(first_seq), 0
             _create_segment(path)
+            if self._held is not None:
+                self._held.append((first, path))
         fd = self._writer_fd(path)
         _write_all(fd, data, path)
         if self.durable:
@@ -298,7 +321,7 @@ class JsonlLog(EventLog):
             f.truncate(good)
             f.flush()
             os.fsync(f.fileno())
-        _fsync_dir(self.path)
+        fsync_folder(self.path)
         self.quarantined.append(target)
         self._next = None
         first = int(path.name[:20])
@@ -388,7 +411,7 @@ def _loads(raw: bytes) -> dict[str, object] | None:
 def _create_segment(path: Path) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     os.close(fd)
-    _fsync_dir(path.parent)
+    fsync_folder(path.parent)
 
 
 def _write_all(fd: int, data: bytes, path: Path) -> None:
@@ -407,11 +430,3 @@ def _fdatasync(fd: int, path: Path) -> None:
             exc.errno, f"fdatasync of {path} failed ({exc.strerror}); the last append may be "
             "lost: check the disk, then run `solidline verify`",
         ) from None
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
