@@ -199,7 +199,7 @@ def test_a_write_that_fails_midway_exits_5_and_keeps_the_output(folder: Path) ->
     assert result.returncode == 5, result.stderr
     assert "cannot write" in result.stderr
     assert snapshot(folder / "public") == before
-    leftovers = list((folder / "public").rglob("*.publish-tmp"))
+    leftovers = list((folder / "public").rglob("*.solidline-tmp"))
     assert leftovers == []
 
     code, output = run(folder)  # the next run without the limit catches up

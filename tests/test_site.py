@@ -532,7 +532,7 @@ def test_temporary_files_of_a_killed_run_are_swept(
     record: Config, make_source: Callable[..., Source]
 ) -> None:
     publish(record)
-    leftover = record.path("public") / "feeds" / ".cpusa.atom.0123456789ab.publish-tmp"
+    leftover = record.path("public") / "feeds" / ".cpusa.atom.0123456789ab.solidline-tmp"
     leftover.write_bytes(b"half a feed")
     mine = record.path("public") / "feeds" / "notes.txt"
     mine.write_text("someone else's file")

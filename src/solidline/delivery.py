@@ -37,6 +37,7 @@ import orjson
 from markupsafe import escape
 
 from ._errors import CorruptLog, DeliveryError, DurabilityError, LogLocked
+from ._files import fsync_folder, write_atomically
 from .mail import Outgoing
 
 __all__ = [
@@ -136,24 +137,6 @@ def _preview_page(name: str, rows: list[str]) -> str:
 
 
 # -- writing files durably -------------------------------------------------------------------------
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` by a synced temporary file renamed over it."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(temporary, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
-
-
-def _fsync_folder(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # -- the ledger ------------------------------------------------------------------------------------
@@ -327,7 +310,7 @@ class Ledger:
         lines = [_line("window", {**window, "messages": len(fresh)})]
         try:
             lines += [self._spool(message) for message in fresh]
-            _fsync_folder(self.spool)
+            fsync_folder(self.spool)
         except OSError as exc:
             raise DurabilityError(
                 f"{self.spool}: cannot spool the planned messages: {exc}"

@@ -47,7 +47,6 @@ import fcntl
 import hashlib
 import os
 import re
-import secrets
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -57,6 +56,7 @@ import orjson
 
 from . import __version__
 from ._errors import CorruptLog, LogLocked, PublishError
+from ._files import TEMPORARY_SUFFIX, fsync_folder, write_temporary
 from .codec import Recorded, format_timestamp
 from .config import Config, SiteConfig
 from .log import EventLog, Head, JsonlLog, open_log
@@ -84,7 +84,7 @@ __all__ = ["PublishReport", "publish"]
 _OUTPUT_VERSION = 1
 _STATE_DIR = ".solidline"
 _FOLDERS = (_STATE_DIR, "feeds", "relationships", "entities", "timelines")
-_TEMPORARY_SUFFIX = ".publish-tmp"
+_TEMPORARY_SUFFIX = TEMPORARY_SUFFIX
 _TEMPORARY = re.compile(r"\..+\.[0-9a-f]{12}" + re.escape(_TEMPORARY_SUFFIX))
 
 
@@ -539,7 +539,7 @@ class _Staging:
                 os.replace(temporary, target)
                 folders.add(target.parent)
             for folder in sorted(folders):
-                _fsync_folder(folder)
+                fsync_folder(folder)
         except OSError as exc:
             raise _cannot_write(self.output, exc) from None
         self.staged = []
@@ -555,29 +555,8 @@ def _write_temporary(target: Path, data: bytes) -> Path:
     folder = target.parent
     if not folder.is_dir():
         folder.mkdir(parents=True)
-        _fsync_folder(folder.parent)
-    temporary = folder / f".{target.name}.{secrets.token_hex(6)}{_TEMPORARY_SUFFIX}"
-    # 0o666 less the umask, as for any file the user writes: the web server must read it
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        temporary.unlink()
-        raise
-    os.close(fd)
-    return temporary
-
-
-def _fsync_folder(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        fsync_folder(folder.parent)
+    return write_temporary(target, data)
 
 
 def _cannot_write(path: Path, exc: OSError) -> PublishError:
