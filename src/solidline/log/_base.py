@@ -57,6 +57,7 @@ _CANONICAL = re.compile(
     re.MULTILINE,
 )
 _HEX = operator.methodcaller("hexdigest")
+_RECENT = 4096  # events a handle keeps of what it appended, for checking corrections
 Clock = Callable[[], datetime]
 
 
@@ -126,6 +127,8 @@ class EventLog(abc.ABC):
         self._index = _Index()
         self._head = Head()
         self._pending: list[_Prepared] = []
+        # what this handle appended lately, by seq: corrections mostly name recent events
+        self._recent: dict[int, Event] = {}
 
     # -- the backend's primitives ------------------------------------------------------------------
 
@@ -256,6 +259,9 @@ class EventLog(abc.ABC):
             prev = digest
         self._write(lines, first)
         self._head = Head(first + len(new) - 1, prev, stamp)
+        if len(self._recent) > _RECENT:
+            self._recent.clear()
+        self._recent.update((seq, record.event) for seq, record in records.items())
         return records
 
     def _check_same_content(
@@ -319,7 +325,7 @@ class EventLog(abc.ABC):
         if seq > self._head.seq:  # an event of the same batch, not written yet
             target = self._pending[seq - self._head.seq - 1].event
         else:
-            target = self.get_seq(seq).event
+            target = self._recent.get(seq) or self.get_seq(seq).event
         data = event_data(target) | changes | {"id": target.id}
         try:
             structure_event(type(target), data, where=None)

@@ -176,13 +176,14 @@ class JsonlLog(EventLog):
         known = self._next
         if known is None or known[0] != start:
             return False
+        folder = self.name  # os.stat on text: pathlib costs more than the system calls
         try:
-            if self._segment_name(known[1]).stat().st_size != known[2]:
+            if os.stat(f"{folder}/{known[1]:020d}.jsonl").st_size != known[2]:
                 return False
         except FileNotFoundError:
             return False
         # a writer that began a new segment named it after its first line: the next seq
-        return not self._segment_name(start).exists()
+        return not os.path.exists(f"{folder}/{start:020d}.jsonl")
 
     def _note_position(self, seq: int, first: int, offset: int, line: int) -> None:
         if self._next is None or seq > self._next[0]:
