@@ -7,7 +7,7 @@ from typing import Any
 
 from markupsafe import escape
 
-from .dates import EDTFDate
+from .dates import EDTFDate, Precision
 from .model import Source
 from .timeline import Entry, Timeline
 
@@ -49,14 +49,22 @@ def timelinejs(timeline: Timeline) -> dict[str, Any]:
     Text fields are HTML there, so every value is escaped.
     """
     return {
-        "title": {"text": {"headline": str(escape(timeline.title)),
-                           "text": f"{len(timeline.entries)} events"}},
-        "events": [_timelinejs_event(entry) for entry in timeline.entries if _placeable(entry.when)],
+        "title": {
+            "text": {
+                "headline": str(escape(timeline.title)),
+                "text": f"{len(timeline.entries)} events",
+            }
+        },
+        "events": [
+            _timelinejs_event(entry) for entry in timeline.entries if _placeable(entry.when)
+        ],
     }
 
 
 def _placeable(when: EDTFDate) -> bool:
-    return when.lower != dt.date.min or when.upper != dt.date.max
+    """Whether the date has a known day, month or year to place it at (by its parts, not its
+    bounds: ``0001/..`` spans every day there is, and starts in year 1)."""
+    return not when.is_interval or when.start is not None or when.end is not None
 
 
 def _timelinejs_event(entry: Entry) -> dict[str, Any]:
@@ -70,18 +78,34 @@ def _timelinejs_event(entry: Entry) -> dict[str, Any]:
             "headline": str(escape(entry.title)),
             "text": f"<p>{escape(entry.event.summary)}</p><ul>{sources}</ul>",
         },
-        "start_date": _tjs_date(when.lower if when.lower != dt.date.min else when.upper, when),
     }
-    if when.is_interval and when.upper not in (dt.date.max, when.lower):
-        event["end_date"] = _tjs_date(when.upper, when)
+    if not when.is_interval:
+        event["start_date"] = _tjs_date(when.lower, when.precision)
+        return event
+    # each end of an interval at its own precision: 1945/1975 runs from 1945 to 1975, not to
+    # 31 December 1975; an open start is placed at the end, an open end at the start
+    start, end = when.start, when.end
+    first = start if start is not None else end
+    assert first is not None  # parse_date refuses an interval with neither end
+    event["start_date"] = _tjs_date(first.lower, first.precision)
+    if start is not None and end is not None:
+        end_date = _tjs_date(end.upper, end.precision)
+        if _first_day(end_date) < _first_day(event["start_date"]):  # 2024-06/2024: to the day
+            end_date = _tjs_date(end.upper, Precision.DAY)
+        if end_date != event["start_date"]:
+            event["end_date"] = end_date
     return event
 
 
-def _tjs_date(day: dt.date, when: EDTFDate) -> dict[str, int]:
-    precision = when.precision.name
+def _tjs_date(day: dt.date, precision: Precision) -> dict[str, int]:
+    """A TimelineJS date with the parts the precision knows (a season: its first month)."""
     date = {"year": day.year}
-    if precision in ("DAY", "MONTH", "INTERVAL"):
+    if precision in (Precision.DAY, Precision.MONTH, Precision.SEASON):
         date["month"] = day.month
-    if precision in ("DAY", "INTERVAL"):
+    if precision is Precision.DAY:
         date["day"] = day.day
     return date
+
+
+def _first_day(date: dict[str, int]) -> dt.date:
+    return dt.date(date["year"], date.get("month", 1), date.get("day", 1))
