@@ -96,7 +96,11 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(table(figures))
     if args.markdown:
-        args.markdown.write_text(f"Machine: {machine()}\n\n{table(figures, markdown=True)}\n")
+        notes = "".join(f"- {f.name}: `{f.command}`" + (f"; {f.note}" if f.note else "") + "\n"
+                        for f in figures)
+        args.markdown.write_text(
+            f"Machine: {machine()}\n\n{table(figures, markdown=True)}\n\n{notes}"
+        )
     return 0
 
 
