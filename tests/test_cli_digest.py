@@ -114,6 +114,27 @@ def test_a_fresh_clone_previews_the_record_into_the_outbox(tmp_path: Path) -> No
     assert (written / "index.html").exists()
 
 
+def test_interests_in_entities_defined_after_the_window_are_not_mistakes(tmp_path: Path) -> None:
+    # the record's entities were all defined on 23 November 2026; a window before that day
+    # still accepts the example subscribers, whose interests name them
+    result = CliRunner().invoke(
+        main,
+        [
+            "--config",
+            str(ROOT / "solidline.toml"),
+            "digest",
+            "--ending",
+            "2026-11-16",
+            "--outbox",
+            str(tmp_path),
+        ],
+        env={"SOLIDLINE_UNSUBSCRIBE_KEY": None},
+    )
+    assert result.exit_code == 0, result.output
+    assert "0 new" in result.output
+    assert "5 subscriber(s)" in result.output
+
+
 def test_the_default_window_is_the_last_one_ended(folder: Path) -> None:
     code, output = digest(folder, "--period", "daily", env=KEY_ENV)
     assert code == 0

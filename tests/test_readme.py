@@ -15,8 +15,10 @@ def _commands() -> list[str]:
 
 def test_readme_starts_with_install_and_run_then_install_and_test() -> None:
     first, second = _commands()[:2]
-    assert "pip install ." in first and first.endswith("solidline publish")
-    assert "pip install -e '.[test]'" in second and second.endswith("pytest")
+    assert "pip install ." in first
+    assert first.endswith("solidline publish")
+    assert "pip install -e '.[test]'" in second
+    assert second.endswith("pytest")
 
 
 def test_ci_runs_the_readme_test_command() -> None:

@@ -479,13 +479,15 @@ class _DigestRun:
     def _select(self, location: str, window: Window) -> tuple[Digest, tuple[Subscriber, ...]]:
         from .digest import select_digest
         from .subscribers import load_subscribers
+        from .timeline import Projection
 
         with open_log(location, readonly=True) as source:
             selected = select_digest(source, window, upcoming_days=self.mailing.upcoming_days)
+            # interests are checked against the record as it is now: an entity defined after
+            # the window is not a subscriber's mistake
+            known = Projection.from_log(source).entities().keys()
         settings = self.config.require_newsletter()
-        subscribers = load_subscribers(
-            self.config.path(settings.subscribers), entities=selected.names.keys()
-        )
+        subscribers = load_subscribers(self.config.path(settings.subscribers), entities=known)
         click.echo(
             f"{window.period} window {window.dates()} ({window.label}): "
             f"{len(selected.entries)} new, {len(selected.changes)} corrected or retracted, "
