@@ -7,11 +7,22 @@ rename itself survives a crash.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["TEMPORARY_SUFFIX", "fsync_folder", "write_atomically", "write_temporary"]
+from ._errors import LogLocked
+
+__all__ = [
+    "TEMPORARY_SUFFIX",
+    "exclusive_lock",
+    "fsync_folder",
+    "write_atomically",
+    "write_temporary",
+]
 
 TEMPORARY_SUFFIX = ".solidline-tmp"
 
@@ -50,3 +61,22 @@ def write_atomically(path: Path, data: bytes) -> None:
     """Replace ``path`` with ``data``: readers and a crash see the old bytes or the new."""
     os.replace(write_temporary(path, data), path)
     fsync_folder(path.parent)
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: Path, busy: str) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (created if missing) for the block.
+
+    Raises:
+        LogLocked: at once, with the message ``busy``, when another process holds it.
+        OSError: the lock file cannot be opened.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LogLocked(busy) from None
+        yield
+    finally:
+        os.close(fd)  # closing releases the flock

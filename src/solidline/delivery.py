@@ -23,8 +23,8 @@ are not events of the record, and need no types, entity checks or hash chain.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-import fcntl
 import hashlib
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -36,8 +36,8 @@ import attrs
 import orjson
 from markupsafe import escape
 
-from ._errors import CorruptLog, DeliveryError, DurabilityError, LogLocked
-from ._files import fsync_folder, write_atomically
+from ._errors import CorruptLog, DeliveryError, DurabilityError
+from ._files import exclusive_lock, fsync_folder, write_atomically
 from .mail import Outgoing
 
 __all__ = [
@@ -170,21 +170,10 @@ class DeliveryReport:
         return not self.rejected and not self.deferred and self.stopped is None
 
 
-@contextmanager
-def _locked(folder: Path) -> Iterator[None]:
+def _locked(folder: Path) -> contextlib.AbstractContextManager[None]:
     """Hold ``folder``'s lock file for the block, or raise at once if a run holds it."""
-    lock = os.open(folder / "lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise LogLocked(
-                f"{folder}: another digest run holds the delivery ledger; "
-                "try again when it has finished"
-            ) from None
-        yield
-    finally:
-        os.close(lock)
+    busy = f"{folder}: another digest run holds the delivery ledger; try again when it has finished"
+    return exclusive_lock(folder / "lock", busy)
 
 
 class Ledger:

@@ -43,7 +43,6 @@ Safe under cron:
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import os
 import re
@@ -56,7 +55,7 @@ import orjson
 
 from . import __version__
 from ._errors import CorruptLog, LogLocked, PublishError
-from ._files import TEMPORARY_SUFFIX, fsync_folder, write_temporary
+from ._files import TEMPORARY_SUFFIX, exclusive_lock, fsync_folder, write_temporary
 from .codec import Recorded, format_timestamp
 from .config import Config, SiteConfig
 from .log import EventLog, Head, JsonlLog, open_log
@@ -160,21 +159,18 @@ def _make_folder(path: Path) -> Path:
 
 @contextlib.contextmanager
 def _exclusive(lock: Path, output: Path) -> Iterator[None]:
-    try:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:
-        raise PublishError(f"cannot open the lock file {lock}: {exc.strerror}") from None
-    try:
+    busy = (
+        f"another `solidline publish` is writing {output} (it holds {lock}); this run stops, "
+        "the next one will catch up"
+    )
+    with contextlib.ExitStack() as held:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise LogLocked(
-                f"another `solidline publish` is writing {output} (it holds "
-                f"{lock}); this run stops, the next one will catch up"
-            ) from None
+            held.enter_context(exclusive_lock(lock, busy))
+        except LogLocked:
+            raise
+        except OSError as exc:
+            raise PublishError(f"cannot open the lock file {lock}: {exc.strerror}") from None
         yield
-    finally:
-        os.close(fd)  # closing releases the flock
 
 
 # -- the checkpoint --------------------------------------------------------------------------------
