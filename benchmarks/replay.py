@@ -10,7 +10,7 @@ from __future__ import annotations
 import gc
 from pathlib import Path
 
-from solidline import Entry, JsonlLog, Projection, Timeline
+from solidline import JsonlLog, Projection, Timeline
 
 from . import Context, Figure, rounds
 from .baselines import EventsourcingStore, log_lines, orjson_loop
@@ -19,25 +19,16 @@ __all__ = ["all_timelines", "eventsourcing_copy", "replay", "run"]
 
 
 def all_timelines(projection: Projection) -> list[Timeline]:
-    """The whole record's timeline, every entity's and every relationship's, in one pass.
+    """The whole record's timeline, every entity's and every relationship's, as publish cuts them.
 
-    (``Projection.timeline(relationship=…)`` filters the first entity's entries on each call:
-    right for one timeline, quadratic for all of them; ``publish`` groups in one pass as here.)
+    The projection indexes its entries by entity and by relationship once per head, so cutting
+    every timeline is one pass however many there are.
     """
-    entries = projection.entries()
-    entities = projection.entities()
-    by_entity: dict[str, list[Entry]] = {}
-    by_pair: dict[str, list[Entry]] = {}
-    for entry in entries:
-        for entity in entry.entities:
-            by_entity.setdefault(entity, []).append(entry)
-        for pair in entry.relationships():
-            by_pair.setdefault(pair, []).append(entry)
-    head = projection.head
-    found = [Timeline("all", "All events", tuple(entries), entities, head)]
-    for key, chosen in (*by_entity.items(), *by_pair.items()):
-        found.append(Timeline(key, key, tuple(chosen), entities, head))
-    return found
+    return [
+        projection.timeline(),
+        *(projection.timeline(entity=e) for e in projection.entity_keys()),
+        *(projection.timeline(relationship=p) for p in projection.relationships()),
+    ]
 
 
 def replay(path: Path) -> int:

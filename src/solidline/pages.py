@@ -21,7 +21,7 @@ import datetime as dt
 import functools
 import importlib.resources
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -37,7 +37,6 @@ from .model import (
     Congress,
     Corrected,
     Donation,
-    EntityDefined,
     Fact,
     Meeting,
     Period,
@@ -116,47 +115,31 @@ def site_targets(projection: Projection, start: Head) -> list[Target]:
     Raises:
         PublishError: an entity has the id ``all``, the whole record's.
     """
-    entries = projection.entries()
-    entities = projection.entities()
-    by_entity, by_pair = _grouped(entries, entities)
-
-    def timeline(key: str, title: str, chosen: list[Entry]) -> Timeline:
-        return Timeline(key, title, tuple(chosen), entities, projection.head if chosen else start)
-
-    targets = [Target("all", timeline("all", "All events", entries))]
-    for pair in sorted(by_pair):
-        a, b = parse_pair(pair)
-        title = f"{_name(entities, a)} – {_name(entities, b)}"
-        targets.append(Target("relationship", timeline(pair, title, by_pair[pair]), (a, b)))
-    for entity in sorted(by_entity):
-        related = tuple(p for p in sorted(by_pair) if entity in parse_pair(p))
-        title = _name(entities, entity)
-        targets.append(Target("entity", timeline(entity, title, by_entity[entity]), related))
-    return targets
-
-
-def _grouped(
-    entries: list[Entry], entities: dict[str, EntityDefined]
-) -> tuple[dict[str, list[Entry]], dict[str, list[Entry]]]:
-    """The entries by entity (every defined entity, even without entries) and by relationship."""
-    by_entity: dict[str, list[Entry]] = {key: [] for key in entities}
-    by_pair: dict[str, list[Entry]] = {}
-    for entry in entries:
-        for entity in entry.entities:
-            by_entity.setdefault(entity, []).append(entry)
-        for pair in entry.relationships():
-            by_pair.setdefault(pair, []).append(entry)
-    if "all" in by_entity:
+    pairs = projection.relationships()
+    entities = projection.entity_keys()
+    if "all" in entities:
         raise PublishError(
             "an entity has the id 'all', which names the whole record's files "
             "(all.html, feeds/all.atom); correct the entity's id"
         )
-    return by_entity, by_pair
+    related: dict[str, list[str]] = {}
+    for pair in pairs:
+        for entity in parse_pair(pair):
+            related.setdefault(entity, []).append(pair)
 
+    def target(kind: Kind, timeline: Timeline, links: Sequence[str] = ()) -> Target:
+        if not timeline.entries:
+            timeline = attrs.evolve(timeline, head=start)
+        return Target(kind, timeline, tuple(links))
 
-def _name(entities: dict[str, EntityDefined], entity: str) -> str:
-    definition = entities.get(entity)
-    return entity if definition is None else definition.short_name or definition.name
+    return [
+        target("all", projection.timeline()),
+        *(
+            target("relationship", projection.timeline(relationship=p), parse_pair(p))
+            for p in pairs
+        ),
+        *(target("entity", projection.timeline(entity=e), related.get(e, ())) for e in entities),
+    ]
 
 
 # -- templates and the stylesheet ------------------------------------------------------------------

@@ -597,6 +597,11 @@ class Projection:
         """Every relationship key with at least one entry, sorted."""
         return sorted(self._by_pair())
 
+    def entity_keys(self) -> list[str]:
+        """Every entity that has a definition or an entry, sorted."""
+        self._by_entity("")  # builds the index once per head
+        return sorted(set(self._entity_definitions()) | set(self._state().by_entity or ()))
+
     # -- keeping a projection between runs --------------------------------------------------------
 
     def save(self, path: str | os.PathLike[str]) -> None:
