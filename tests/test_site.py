@@ -246,6 +246,53 @@ def test_a_file_deleted_from_the_output_is_written_again(record: Config) -> None
     assert (record.path("public") / "feeds" / "la~vn.atom").is_file()
 
 
+def _age_output(output: Path, seconds: int = 60) -> None:
+    """Set the output folders' mtimes back, as if the last run had written long ago."""
+    for folder in (output, *(p for p in output.iterdir() if p.is_dir())):
+        info = folder.stat()
+        os.utime(folder, ns=(info.st_atime_ns, info.st_mtime_ns - seconds * 10**9))
+
+
+def test_a_quiet_run_stamps_the_folders_and_the_next_needs_no_catalog(record: Config) -> None:
+    publish(record)
+    state_dir = record.path("public") / ".solidline"
+    _age_output(record.path("public"))
+
+    # the folders moved since the stamp: their files are checked one by one, then stamped
+    assert publish(record).nothing_new
+    state = (state_dir / "state.json").read_bytes()
+    (state_dir / "files.json").unlink()
+
+    # proven folders: nothing to read but the state, which stays as it was
+    assert publish(record).nothing_new
+    assert (state_dir / "state.json").read_bytes() == state
+
+
+def test_a_file_deleted_after_the_folders_were_stamped_is_written_again(record: Config) -> None:
+    publish(record)
+    _age_output(record.path("public"))
+    assert publish(record).nothing_new  # stamped
+    (record.path("public") / "entities" / "cpv.html").unlink()
+
+    report = publish(record)
+
+    assert report.written == ("entities/cpv.html",)
+
+
+def test_a_catalog_that_is_not_the_one_the_state_names_renders_everything(
+    record: Config,
+) -> None:
+    first = publish(record)
+    catalog = record.path("public") / ".solidline" / "files.json"
+    catalog.write_bytes(catalog.read_bytes().replace(b'"timelines"', b'"timelines" ', 1))
+    (record.path("public") / "feeds" / "all.atom").unlink()
+
+    report = publish(record)
+
+    assert report.rendered == first.rendered  # nothing trusted from a catalog that changed
+    assert report.written == ("feeds/all.atom",)  # only what differs is written
+
+
 def test_files_of_a_timeline_that_is_gone_are_removed(
     small: Callable[..., Config], make_meeting: Callable[..., Meeting]
 ) -> None:

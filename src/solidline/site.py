@@ -15,17 +15,23 @@ Everything is written into the ``[site] output`` folder::
       feeds/cpusa~cpv.atom, …        of every relationship
       feeds/cpusa.atom, …            and of every entity
       timelines/<key>.json           each timeline in TimelineJS's JSON format
-      .solidline/state.json          the checkpoint: log head, segment stats, what was written
+      .solidline/state.json          the checkpoint: log head, segment and folder stats
+      .solidline/files.json          what was written: each timeline's fingerprint, each file
       .solidline/publish.lock        flock'ed while a run is under way
 
 Safe under cron:
 
-- **Nothing new, nothing done.** The checkpoint holds the log's head (seq and digest) and, for a
-  JSON Lines log, each segment's size and mtime. A run whose segments, head line, settings,
-  templates and output files all match it stops there: it reads one line of the log and stats a
-  few files. Otherwise the whole log is read again, which also verifies it (every line decoded,
-  the seq and hash chain checked, no id twice): a log that fails stops the run with
-  :class:`~solidline.CorruptLog` before anything is written.
+- **Nothing new, nothing done.** The checkpoint (``.solidline/state.json``, small whatever the
+  size of the record) holds the log's head (seq and digest) and, for a JSON Lines log, each
+  segment's size and mtime, and the mtime of every output folder. A run whose segments, head
+  line, settings, templates and output folders all match it stops there: it reads one line of
+  the log and stats a few files, so its cost does not grow with the record. A file added,
+  removed or renamed changes its folder's mtime; the files of such a folder are then checked
+  one by one against the catalog (``.solidline/files.json``), and a missing or replaced file is
+  written again. (A file edited in place, without a rename, is noticed by the next run that
+  writes, which checks every file.) Otherwise the whole log is read again, which also verifies
+  it (every line decoded, the seq and hash chain checked, no id twice): a log that fails stops
+  the run with :class:`~solidline.CorruptLog` before anything is written.
 - **Only what changed is rendered, only what differs is written.** Each timeline has a
   fingerprint (its entries' ids and the seqs of every line that shaped them, the entity names,
   settings and templates); timelines whose fingerprint and files are as the checkpoint says are
@@ -46,6 +52,7 @@ import contextlib
 import hashlib
 import os
 import re
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -80,9 +87,15 @@ __all__ = ["PublishReport", "publish"]
 
 # Bumped when what publish writes changes for the same record and templates: the checkpoint of
 # an older version is then ignored and every page rendered again.
-_OUTPUT_VERSION = 1
+_OUTPUT_VERSION = 2
 _STATE_DIR = ".solidline"
-_FOLDERS = (_STATE_DIR, "feeds", "relationships", "entities", "timelines")
+_STATE = "state.json"  # the checkpoint a run with nothing new reads, small at any size
+_CATALOG = "files.json"  # what was written: read only by a run that writes
+_OUTPUT_FOLDERS = (".", "feeds", "relationships", "entities", "timelines")
+_FOLDERS = (_STATE_DIR, *_OUTPUT_FOLDERS[1:])
+# A folder's mtime proves its entries unchanged only if taken this long after it last moved:
+# file systems keep times in clock ticks (milliseconds on Linux, 2 s on FAT).
+_COARSE_NS = 2_000_000_000
 _TEMPORARY_SUFFIX = TEMPORARY_SUFFIX
 _TEMPORARY = re.compile(r"\..+\.[0-9a-f]{12}" + re.escape(_TEMPORARY_SUFFIX))
 
@@ -277,25 +290,23 @@ class _Run:
     ) -> None:
         self.config, self.site, self.output, self.log = config, site, output, log
         self.environment: jinja2.Environment | None = None
-        self.state_path = output / _STATE_DIR / "state.json"
-        self.state = _load_state(self.state_path)
+        self.state_dir = output / _STATE_DIR
+        self.state = _load_state(self.state_dir / _STATE)
         templates = _templates_digest(template_folders(config))
         self.settings = hashlib.sha256(
             f"{__version__}\0{_OUTPUT_VERSION}\0{site!r}\0{templates}".encode()
         ).hexdigest()
-        same = self.state.get("settings") == self.settings
-        self.old_files: dict[str, list[Any]] = self.state.get("files", {})
-        self.old_owners: dict[str, dict[str, str]] = {}
-        for name, (key, *_) in self.old_files.items():
-            self.old_owners.setdefault(key, {})[name] = key
-        self.old_prints: dict[str, str] = self.state.get("timelines", {}) if same else {}
+        self.same_settings = self.state.get("settings") == self.settings
+        self._catalog: _Catalog | None = None
 
     def run(self) -> PublishReport:
         fingerprint = _log_fingerprint(self.log)
         if self._nothing_new(fingerprint):
             checkpoint = self.state["log"]
             head = Head(checkpoint["seq"], checkpoint["digest"], checkpoint["recorded_at"])
-            return PublishReport(self.output, head, unchanged=len(self.old_files), nothing_new=True)
+            return PublishReport(
+                self.output, head, unchanged=self.state["output"]["files"], nothing_new=True
+            )
         projection = Projection()
         first: list[Recorded] = []
         projection.apply(_verified(self.log.read(), first))
@@ -303,12 +314,44 @@ class _Run:
         targets = site_targets(projection, start)
         return self._publish(targets, projection.head, _tag_date(first), fingerprint)
 
+    def catalog(self) -> _Catalog:
+        """What the last run wrote (read from its file only when a run needs it)."""
+        if self._catalog is None:
+            self._catalog = _Catalog.load(self.state_dir / _CATALOG, self.state)
+        return self._catalog
+
     def _nothing_new(self, fingerprint: dict[str, Any]) -> bool:
-        if not self.old_prints or self.state["log"].get("fingerprint") != fingerprint:
+        """Whether the log, the settings and the output are as the last run left them.
+
+        The output is checked by its folders: a file added, removed or renamed changes its
+        folder's mtime, so only the files of a folder that changed are stat'ed one by one. A
+        folder whose stamp was taken too soon after it last changed proves nothing (timestamps
+        are coarse), and its files are stat'ed; once they check out and the stamp would prove
+        something, the state is stamped again so that the next run needs only the folders.
+        """
+        output = self.state.get("output")
+        if (
+            not self.same_settings
+            or not output
+            or self.state["log"].get("fingerprint") != fingerprint
+            or not _tail_matches(self.log, self.state["log"])
+        ):
             return False
-        return _tail_matches(self.log, self.state["log"]) and not _damaged(
-            self.output, self.old_files
-        )
+        stamps = _folder_stamps(self.output)
+        unproven = _unproven(stamps, output["folders"], output["stamped"])
+        if not unproven:
+            return True
+        catalog = self.catalog()
+        if not catalog.prints:
+            return False
+        files = {n: v for n, v in catalog.files.items() if _folder_of(n) in unproven}
+        if _damaged(self.output, files):
+            return False
+        stamped = time.time_ns()
+        if not _unproven(stamps, stamps, stamped):
+            self.state["output"] = {**output, "folders": stamps, "stamped": stamped}
+            _write_state(self.output, {_STATE: _dumps(self.state)})
+        return True
 
     def _publish(
         self, targets: list[Target], head: Head, tag_date: str, fingerprint: dict[str, Any]
@@ -320,7 +363,7 @@ class _Run:
             staging.commit()
         finally:
             staging.discard()
-        removed = _remove_stale(self.output, set(self.old_files) - set(owners))
+        removed = _remove_stale(self.output, set(self.catalog().files) - set(owners))
         self._save_state(head, fingerprint, owners, prints)
         return PublishReport(
             self.output,
@@ -340,7 +383,9 @@ class _Run:
             Which timeline each output file belongs to, every timeline's fingerprint, and how
             many timelines were rendered.
         """
-        damaged = _damaged(self.output, self.old_files)
+        catalog = self.catalog()
+        damaged = _damaged(self.output, catalog.files)
+        old_prints = catalog.prints if self.same_settings else {}
         # the index and the stylesheet are the whole site's: staged on every run, written
         # only when their bytes change
         owners: dict[str, str] = {"index.html": "index", STYLESHEET: "index"}
@@ -348,8 +393,8 @@ class _Run:
         rendered = 0
         for target in targets:
             prints[target.key] = _fingerprint(target)
-            if self.old_prints.get(target.key) == prints[target.key] and target.key not in damaged:
-                owners.update(self.old_owners.get(target.key, {}))
+            if old_prints.get(target.key) == prints[target.key] and target.key not in damaged:
+                owners.update(catalog.owned_by(target.key))
                 continue
             rendered += 1
             for name, data in self._render(target, tag_date):
@@ -384,25 +429,104 @@ class _Run:
         owners: dict[str, str],
         prints: dict[str, str],
     ) -> None:
+        """Write the catalog of files, then the small state that names it (by its digest).
+
+        A run with nothing new reads only the state; the catalog is read by runs that write.
+        """
         files = {}
         for name, key in sorted(owners.items()):
             info = (self.output / name).stat()
             files[name] = [key, info.st_size, info.st_mtime_ns]
         if _log_fingerprint(self.log) != fingerprint:
             fingerprint = {}  # a writer appended meanwhile: the next run reads the log again
+        catalog = _dumps({"timelines": prints, "files": files})
+        stamps, stamped = _folder_stamps(self.output), time.time_ns()
         state = {
             "version": _OUTPUT_VERSION,
             "settings": self.settings,
             "log": _checkpoint(self.log, head, fingerprint),
-            "timelines": prints,
-            "files": files,
+            "output": {
+                "files": len(files),
+                "folders": stamps,
+                "stamped": stamped,
+                "catalog": hashlib.sha256(catalog).hexdigest(),
+            },
         }
-        staging = _Staging(self.output)
+        _write_state(self.output, {_CATALOG: catalog, _STATE: _dumps(state)})
+
+
+class _Catalog:
+    """What the last run wrote: every timeline's fingerprint, and every file's owner and stat."""
+
+    def __init__(
+        self, prints: dict[str, str] | None = None, files: dict[str, list[Any]] | None = None
+    ) -> None:
+        self.prints = prints or {}
+        self.files = files or {}
+        self._owners: dict[str, dict[str, str]] | None = None
+
+    @classmethod
+    def load(cls, path: Path, state: dict[str, Any]) -> _Catalog:
+        """The catalog the state names; empty if it is missing or not the one named."""
         try:
-            staging.put(f"{_STATE_DIR}/state.json", orjson.dumps(state, option=orjson.OPT_INDENT_2))
+            data = path.read_bytes()
+        except OSError:
+            return cls()
+        if hashlib.sha256(data).hexdigest() != state.get("output", {}).get("catalog"):
+            return cls()  # a run stopped between the two files: render everything again
+        found = orjson.loads(data)
+        return cls(found["timelines"], found["files"])
+
+    def owned_by(self, key: str) -> dict[str, str]:
+        """The files of one timeline, by name."""
+        if self._owners is None:
+            self._owners = {}
+            for name, (owner, *_) in self.files.items():
+                self._owners.setdefault(owner, {})[name] = owner
+        return self._owners.get(key, {})
+
+
+def _dumps(value: Any) -> bytes:
+    return orjson.dumps(value, option=orjson.OPT_INDENT_2)
+
+
+def _write_state(output: Path, files: dict[str, bytes]) -> None:
+    """Write files of the state folder, each atomically, in the order given."""
+    for name, data in files.items():
+        staging = _Staging(output)
+        try:
+            staging.put(f"{_STATE_DIR}/{name}", data)
             staging.commit()
         finally:
             staging.discard()
+
+
+def _folder_stamps(output: Path) -> dict[str, int]:
+    """The mtime of every folder publish writes files into (-1 for one that is missing)."""
+    stamps = {}
+    for name in _OUTPUT_FOLDERS:
+        try:
+            stamps[name] = (output / name).stat().st_mtime_ns
+        except OSError:
+            stamps[name] = -1
+    return stamps
+
+
+def _unproven(now: dict[str, int], then: dict[str, int], stamped: int) -> set[str]:
+    """The folders whose entries may have changed since they were stamped at ``stamped``.
+
+    A folder proves nothing if its mtime moved, or if it was stamped within
+    :data:`_COARSE_NS` of its mtime: a change in the same clock tick would not show.
+    """
+    return {
+        name
+        for name, mtime in now.items()
+        if then.get(name) != mtime or mtime >= stamped - _COARSE_NS
+    }
+
+
+def _folder_of(name: str) -> str:
+    return name.rpartition("/")[0] or "."
 
 
 def _checkpoint(log: EventLog, head: Head, fingerprint: dict[str, Any]) -> dict[str, Any]:
