@@ -44,6 +44,7 @@ from solidline import (
 from solidline.codec import event_data
 from solidline.log import EventLog
 from solidline.timeline import (
+    _CHECKPOINT_FORMAT,
     Anniversary,
     Entry,
     Projection,
@@ -342,6 +343,43 @@ def test_updating_in_chunks_gives_what_a_rebuild_gives(history: Timed, data: st.
     assert_same_projection(projection, Projection.from_log(log), log)
 
 
+def _timelines(projection: Projection) -> dict[str, tuple[Entry, ...]]:
+    """Every timeline's entries by key, as publish cuts them."""
+    found = {"all": projection.timeline().entries}
+    for key in projection.relationships():
+        found[key] = projection.timeline(relationship=key).entries
+    for name in projection.entity_keys():
+        found[name] = projection.timeline(entity=name).entries
+    return found
+
+
+@given(timed_histories(), st.data())
+def test_the_changes_taken_name_every_timeline_that_changed(
+    history: Timed, data: st.DataObject
+) -> None:
+    clock = Clock()
+    log = MemoryLog(clock=clock)
+    projection = Projection()
+    assert projection.take_changes() is None  # folded from the start: everything is new
+    before: dict[str, tuple[Entry, ...]] = {}
+    rest = list(history)
+    while rest:
+        size = data.draw(st.integers(1, len(rest)), label="chunk")
+        chunk, rest = rest[:size], rest[size:]
+        for moment, batch in chunk:
+            clock.now = moment
+            with contextlib.suppress(InvalidEvent):
+                log.append(batch)
+        projection.update(log)
+        changes = projection.take_changes()
+        now = _timelines(projection)  # the index, kept up to date, against a rebuild's
+        assert now == _timelines(Projection.from_log(log))
+        differ = {k for k in before.keys() | now.keys() if before.get(k, ()) != now.get(k, ())}
+        assert differ <= (changes or set())
+        before = now
+    assert projection.take_changes() == set()
+
+
 @given(timed_histories(), timed_histories())
 def test_a_checkpoint_another_log_does_not_hold_means_a_rebuild(first: Timed, second: Timed):
     log_a, _ = record(first)
@@ -481,7 +519,11 @@ def _with_header(data: bytes, header: bytes) -> bytes:
 
 @pytest.mark.parametrize(
     "header",
-    [b'{"format":0,"layout":"%s"}', b'{"format":2,"layout":"%s"}', b'{"format":1,"layout":"x"}'],
+    [
+        b'{"format":%d,"layout":"%%s"}' % (_CHECKPOINT_FORMAT - 1),
+        b'{"format":%d,"layout":"%%s"}' % (_CHECKPOINT_FORMAT + 1),
+        b'{"format":%d,"layout":"x"}' % _CHECKPOINT_FORMAT,
+    ],
     ids=["older-format", "newer-format", "other-layout"],
 )
 def test_a_checkpoint_of_another_format_or_layout_loads_as_none(
@@ -490,7 +532,8 @@ def test_a_checkpoint_of_another_format_or_layout_loads_as_none(
     path, _ = _saved(tmp_path)
     data = path.read_bytes()
     layout = orjson.loads(data.split(b"\n")[1])["layout"]
-    path.write_bytes(_with_header(data, b'{"format":1,"layout":"%s"}' % layout.encode()))
+    same = b'{"format":%d,"layout":"%s"}' % (_CHECKPOINT_FORMAT, layout.encode())
+    path.write_bytes(_with_header(data, same))
     assert Projection.load(path) is not None  # the same header, rewritten: still good
     path.write_bytes(_with_header(data, header.replace(b"%s", layout.encode())))
     assert Projection.load(path) is None

@@ -262,9 +262,66 @@ class _Derived:
     current: dict[str, Event] = attrs.Factory(dict)
     entries: list[Entry] | None = None
     all: tuple[Entry, ...] | None = None
-    by_entity: dict[str, tuple[Entry, ...]] | None = None
-    by_pair: dict[str, tuple[Entry, ...]] | None = None
     entities: dict[str, EntityDefined] | None = None
+
+
+@attrs.define
+class _Index:
+    """Every standing entry by entity and by relationship, each tuple in timeline order."""
+
+    by_entity: dict[str, tuple[Entry, ...]]
+    by_pair: dict[str, tuple[Entry, ...]]
+
+    @classmethod
+    def of(cls, entries: Iterable[Entry]) -> _Index:
+        by_entity: dict[str, list[Entry]] = {}
+        by_pair: dict[str, list[Entry]] = {}
+        for entry in entries:
+            for name in entry.entities:
+                by_entity.setdefault(name, []).append(entry)
+            for key in entry.relationships():
+                by_pair.setdefault(key, []).append(entry)
+        return cls(
+            {name: tuple(found) for name, found in by_entity.items()},
+            {key: tuple(found) for key, found in by_pair.items()},
+        )
+
+    def replace(self, gone: list[Entry], fresh: list[Entry]) -> set[str]:
+        """Take out the entries ``gone``, put in the sorted entries ``fresh``.
+
+        Returns:
+            The entity ids and relationship keys whose tuples changed.
+        """
+        gone_ids = {id(entry) for entry in gone}
+        changed: set[str] = set()
+        for index, keys_of in (
+            (self.by_entity, _entities_of),
+            (self.by_pair, _relationships_of),
+        ):
+            added: dict[str, list[Entry]] = {}
+            for entry in fresh:
+                for key in keys_of(entry):
+                    added.setdefault(key, []).append(entry)
+            keys = set(added)
+            for entry in gone:
+                keys.update(keys_of(entry))
+            for key in keys:
+                kept = [e for e in index.get(key, ()) if id(e) not in gone_ids]
+                merged = tuple(heapq.merge(kept, added.get(key, ()), key=_sort_key))
+                if merged:
+                    index[key] = merged
+                else:
+                    index.pop(key, None)
+            changed |= keys
+        return changed
+
+
+def _entities_of(entry: Entry) -> Iterable[str]:
+    return entry.entities
+
+
+def _relationships_of(entry: Entry) -> Iterable[str]:
+    return entry.relationships()
 
 
 class Projection:
@@ -290,6 +347,9 @@ class Projection:
         # the entries as last derived, and the facts whose entry may have changed since
         self._entries: list[Entry] = []
         self._dirty: set[str] = set()
+        self._index: _Index | None = None  # built when first asked for, then kept up to date
+        # the timeline keys whose entries changed since take_changes(); None: all of them
+        self._changed: set[str] | None = None
         self._derived: _Derived | None = None
 
     @classmethod
@@ -486,9 +546,13 @@ class Projection:
                 seeds.update(entry.ids)
         groups = self._groups(seeds, state)
         regrouped = dirty.union(*groups)
-        kept = [entry for entry in self._entries if regrouped.isdisjoint(entry.ids)]
+        kept: list[Entry] = []
+        gone: list[Entry] = []
+        for entry in self._entries:
+            (kept if regrouped.isdisjoint(entry.ids) else gone).append(entry)
         fresh = [self._entry(members, state) for members in groups]
         fresh.sort(key=_sort_key)
+        self._note_changes(gone, fresh)
         if len(fresh) * 64 < len(kept):  # a few: put each in its place
             for entry in fresh:
                 bisect.insort(kept, entry, key=_sort_key)
@@ -497,6 +561,32 @@ class Projection:
             entries = list(heapq.merge(kept, fresh, key=_sort_key))
         self._entries, self._dirty = entries, set()
         return entries
+
+    def _note_changes(self, gone: list[Entry], fresh: list[Entry]) -> None:
+        """Keep the index up to date and remember which timelines changed."""
+        if self._index is not None:
+            changed = self._index.replace(gone, fresh)
+        else:
+            changed = set()
+            for entry in (*gone, *fresh):
+                changed.update(entry.entities)
+                changed.update(entry.relationships())
+        if self._changed is not None:
+            self._changed |= changed
+            self._changed.add("all")
+
+    def take_changes(self) -> set[str] | None:
+        """The keys of the timelines whose entries changed since the last call, and forget them.
+
+        A key is ``"all"``, an entity id or a relationship key, as :meth:`timeline` takes them;
+        a timeline whose key is not named has the same entries as at the last call (its title
+        and entity names may still differ: compare :meth:`entities`). Returns None for a
+        projection folded from the start (not loaded, or rebuilt by :meth:`update`), where every
+        timeline is new.
+        """
+        self._sorted_entries()
+        changed, self._changed = self._changed, set()
+        return changed
 
     def _groups(self, facts: Iterable[str], state: _Derived) -> list[list[str]]:
         """The standing facts among ``facts`` with those standing same-as links join them to,
@@ -572,26 +662,17 @@ class Projection:
         return Timeline(key, title, entries, dict(entities), self.head, self.as_of)
 
     def _by_entity(self, entity: str) -> tuple[Entry, ...]:
-        state = self._state()
-        if state.by_entity is None:
-            index: dict[str, list[Entry]] = {}
-            with _collector_paused():
-                for entry in self._sorted_entries():
-                    for name in entry.entities:
-                        index.setdefault(name, []).append(entry)
-                state.by_entity = {name: tuple(found) for name, found in index.items()}
-        return state.by_entity.get(entity, ())
+        return self._indexed().by_entity.get(entity, ())
 
     def _by_pair(self) -> dict[str, tuple[Entry, ...]]:
-        state = self._state()
-        if state.by_pair is None:
-            index: dict[str, list[Entry]] = {}
+        return self._indexed().by_pair
+
+    def _indexed(self) -> _Index:
+        entries = self._sorted_entries()  # brings the index up to date with the head
+        if self._index is None:
             with _collector_paused():
-                for entry in self._sorted_entries():
-                    for key in entry.relationships():
-                        index.setdefault(key, []).append(entry)
-                state.by_pair = {key: tuple(found) for key, found in index.items()}
-        return state.by_pair
+                self._index = _Index.of(entries)
+        return self._index
 
     def relationships(self) -> list[str]:
         """Every relationship key with at least one entry, sorted."""
@@ -599,8 +680,7 @@ class Projection:
 
     def entity_keys(self) -> list[str]:
         """Every entity that has a definition or an entry, sorted."""
-        self._by_entity("")  # builds the index once per head
-        return sorted(set(self._entity_definitions()) | set(self._state().by_entity or ()))
+        return sorted(set(self._entity_definitions()) | set(self._indexed().by_entity))
 
     # -- keeping a projection between runs --------------------------------------------------------
 
@@ -636,6 +716,7 @@ class Projection:
             for name in _SAVED:
                 setattr(projection, name, state[name])
             projection._derived = None
+            projection._changed = set()
             return projection
         except Exception:  # whatever the file holds, the answer is "rebuild", never a crash
             return None
@@ -750,7 +831,7 @@ def _amend(event: Event, amendment: Event) -> Event:
 # everything before it with a newline. Bump _CHECKPOINT_FORMAT when what _SAVED means changes;
 # changes to the fields of the pickled classes are caught by the layout without a bump.
 _MAGIC = b"solidline projection checkpoint\n"
-_CHECKPOINT_FORMAT = 1
+_CHECKPOINT_FORMAT = 2
 _SAVED = (
     "as_of",
     "head",
@@ -759,6 +840,7 @@ _SAVED = (
     "_retractions",
     "_entries",
     "_dirty",
+    "_index",
 )
 _TRAILER = 65
 
@@ -773,6 +855,7 @@ def _layout() -> str:
         for cls in classes
     ]
     parts.append("_Item:" + ",".join(_Item.__slots__))
+    parts.append("_Index:" + ",".join(field.name for field in attrs.fields(_Index)))
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
