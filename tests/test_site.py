@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import fcntl
 import os
 import re
 import shutil
+import tempfile
 from collections.abc import Callable
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from solidline import (
     CorruptLog,
+    InvalidEvent,
     JsonlLog,
     LogLocked,
     Meeting,
@@ -30,6 +36,7 @@ from solidline.model import Corrected, StatusChanged
 from solidline.pages import default_templates
 from solidline.site import PublishReport, publish
 from solidline.timeline import Projection
+from strategies import TIMELINE_EPOCH, timed_histories
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"
@@ -291,6 +298,46 @@ def test_a_catalog_that_is_not_the_one_the_state_names_renders_everything(
 
     assert report.rendered == first.rendered  # nothing trusted from a catalog that changed
     assert report.written == ("feeds/all.atom",)  # only what differs is written
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = TIMELINE_EPOCH
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+
+# each example publishes several times: a fifth of the profile's examples
+@settings(deadline=None, max_examples=max(settings.default.max_examples // 5, 5))
+@given(timed_histories(), st.data())
+def test_publishing_after_each_append_gives_what_one_publish_gives(
+    history: list[tuple[dt.datetime, list[Any]]], data: st.DataObject
+) -> None:
+    """Runs that bring the last run's projection up to date write what a first run writes."""
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        clock = _Clock()
+        config = write_config(root)
+        rest = list(history)
+        while rest:
+            size = data.draw(st.integers(1, len(rest)), label="chunk")
+            chunk, rest = rest[:size], rest[size:]
+            # small segments: the log grows by new segments as well as at its end
+            with JsonlLog(root / "events", segment_bytes=4096, clock=clock) as log:
+                for moment, batch in chunk:
+                    clock.now = moment
+                    with contextlib.suppress(InvalidEvent):
+                        log.append(batch)
+            publish(config)
+        (root / "fresh").mkdir()
+        (root / "fresh" / "solidline.toml").write_text(
+            SITE.replace('path = "events"', 'path = "../events"'), encoding="utf-8"
+        )
+        publish(load_config(root / "fresh" / "solidline.toml"))
+        updated = snapshot(root / "public")
+        once = snapshot(root / "fresh" / "public")
+        assert {n: d for n, (d, _) in updated.items()} == {n: d for n, (d, _) in once.items()}
 
 
 def test_files_of_a_timeline_that_is_gone_are_removed(

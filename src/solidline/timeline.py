@@ -32,8 +32,9 @@ import pickle
 import tempfile
 import threading
 import weakref
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, BinaryIO
 
 import attrs
@@ -166,7 +167,7 @@ class Timeline:
     key: str
     title: str
     entries: tuple[Entry, ...]
-    entities: dict[str, EntityDefined]
+    entities: Mapping[str, EntityDefined]
     head: Head
     as_of: dt.datetime | None = None
 
@@ -359,13 +360,27 @@ class Projection:
         projection.apply(log.read())
         return projection
 
+    def __contains__(self, event_id: object) -> bool:
+        """Whether an event with this id has been applied."""
+        return event_id in self._items
+
+    @property
+    def first(self) -> Recorded | None:
+        """The first line applied (the log's first line), or None before any."""
+        return next(iter(self._items.values())).record if self._items else None
+
+    def follows(self, log: EventLog) -> bool:
+        """Whether ``log`` still holds this projection's head line: if so, :meth:`update`
+        applies only the lines after it; if not, it folds the log again from the start."""
+        return not self.head.seq or self._checkpoint_holds(log)
+
     def update(self, log: EventLog) -> int:
         """Apply what was appended since the checkpoint; rebuild if the checkpoint is gone.
 
         Returns:
             The number of lines applied (all of them after a rebuild).
         """
-        if self.head.seq and not self._checkpoint_holds(log):
+        if not self.follows(log):
             self._reset()
         return self.apply(log.read(self.head.seq + 1))
 
@@ -659,7 +674,9 @@ class Projection:
             if state.all is None:
                 state.all = tuple(self._sorted_entries())
             entries, key, title = state.all, "all", "All events"
-        return Timeline(key, title, entries, dict(entities), self.head, self.as_of)
+        # one read-only view of the definitions, shared by every timeline of this head (a copy
+        # each would cost the size of the record's entities for each of thousands of timelines)
+        return Timeline(key, title, entries, MappingProxyType(entities), self.head, self.as_of)
 
     def _by_entity(self, entity: str) -> tuple[Entry, ...]:
         return self._indexed().by_entity.get(entity, ())
@@ -779,7 +796,7 @@ def _pair(pair: Sequence[str]) -> tuple[str, str]:
     return parse_pair(pair_key(pair[0], pair[1]))
 
 
-def _name(entities: dict[str, EntityDefined], entity: str) -> str:
+def _name(entities: Mapping[str, EntityDefined], entity: str) -> str:
     definition = entities.get(entity)
     return entity if definition is None else definition.short_name or definition.name
 
