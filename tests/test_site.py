@@ -14,6 +14,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -50,6 +51,9 @@ output = "public"
 base_url = "https://example.org/solidline/"
 title = "The record"
 """
+
+
+PAGES_OF_TWO = "entries_per_page = 2\n"
 
 
 def write_config(folder: Path, extra: str = "") -> Config:
@@ -174,6 +178,100 @@ def test_feed_entries_link_to_the_anchor_on_the_page(record: Config) -> None:
     assert len(targets) == 7
     for anchor in targets:
         assert f'id="{anchor}"' in html
+
+
+# -- long timelines, in sections -------------------------------------------------------------
+
+
+@pytest.fixture
+def sectioned(tmp_path: Path) -> Config:
+    """The real record, published with pages of at most three entries."""
+    shutil.copytree(EVENTS, tmp_path / "events")
+    return write_config(tmp_path, "entries_per_page = 3\n")
+
+
+def _anchors(html: str) -> list[str]:
+    return re.findall(r'<li class="entry[^"]*" id="([^"]+)"', html)
+
+
+def test_a_long_timeline_is_published_in_sections_holding_each_entry_once(
+    sectioned: Config,
+) -> None:
+    publish(sectioned)
+    output = sectioned.path("public")
+    projection = Projection.from_log(JsonlLog(EVENTS, readonly=True, create=False))
+    whole = [entry.id for entry in projection.entries()]
+    assert len(whole) > 3
+
+    main = page(sectioned, "all.html")
+    assert _anchors(main) == []  # the page lists the sections, not the entries
+    listed = re.findall(
+        r'<li><a href="(all\.[^"]+\.html)">[^<]+</a> <span class="count">(\d+)', main
+    )
+    assert sum(int(count) for _, count in listed) == len(whole)
+    shown = []
+    for href, count in listed:
+        anchors = _anchors(page(sectioned, href))
+        assert len(anchors) == int(count)
+        shown += anchors
+        export = f"timelines/{href.removesuffix('.html')}.json"
+        assert len(orjson.loads(page(sectioned, export))["events"]) == int(count)
+    assert shown == whole  # every entry once, sections in timeline order
+    assert not (output / "timelines" / "all.json").exists()
+    # a timeline that fits on one page is published as before
+    short = min(projection.relationships(), key=lambda k: len(projection.timeline(relationship=k)))
+    assert 0 < len(_anchors(page(sectioned, f"relationships/{short}.html"))) <= 3
+    assert (output / "timelines" / f"{short}.json").is_file()
+
+
+def test_pages_of_sections_link_only_to_files_that_exist(sectioned: Config) -> None:
+    publish(sectioned)
+    output = sectioned.path("public")
+    pages = [*output.glob("*.html"), *output.glob("*/*.html")]
+    assert any(p.name.startswith("cpv.") for p in pages)
+    for html in pages:
+        for href in links_of(html.read_text(encoding="utf-8")).anchors:
+            if not href.startswith(("http", "#")):
+                assert (html.parent / href).resolve().is_file(), (html, href)
+
+
+def test_feed_entries_link_to_the_section_that_shows_them(sectioned: Config) -> None:
+    publish(sectioned)
+    atom = page(sectioned, "feeds/all.atom")
+    links = re.findall(r'href="https://example.org/solidline/(all\.[^"#]+)#([^"]+)"', atom)
+    assert len(links) == len(Projection.from_log(JsonlLog(EVENTS, readonly=True)).entries())
+    for path, anchor in links:
+        assert anchor in _anchors(page(sectioned, path))
+
+
+def test_an_entry_appended_rewrites_its_section_and_no_other(
+    sectioned: Config, make_source: Callable[..., Source]
+) -> None:
+    publish(sectioned)
+    before = {p.name for p in sectioned.path("public").glob("all.*.html")}
+    with JsonlLog(sectioned.path("events")) as log:
+        log.append(
+            Meeting(
+                id="m-1999",
+                when="1999-05-01",
+                title="A meeting in 1999",
+                participants=[Participant(entity="cpusa"), Participant(entity="cpv")],
+                sources=[make_source()],
+            )
+        )
+
+    report = publish(sectioned)
+
+    new = {p.name for p in sectioned.path("public").glob("all.*.html")} - before
+    assert new == {"all.1990s.html"}
+    order = re.findall(r'<li><a href="(all\.[^"]+\.html)">', page(sectioned, "all.html"))
+    at = order.index("all.1990s.html")
+    # the new section, and its neighbours, whose pages now link to it
+    written = {n for n in report.written if n.startswith("all.") and n != "all.html"}
+    assert written == set(order[max(at - 1, 0) : at + 2])
+    assert len(written) == 3
+    assert "timelines/all.1990s.json" in report.written
+    assert "A meeting in 1999" in page(sectioned, "all.1990s.html")
 
 
 def test_the_same_record_gives_the_same_bytes_in_another_folder(
@@ -318,7 +416,7 @@ def test_publishing_after_each_append_gives_what_one_publish_gives(
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
         clock = _Clock()
-        config = write_config(root)
+        config = write_config(root, PAGES_OF_TWO)  # timelines of three entries or more: sections
         rest = list(history)
         while rest:
             size = data.draw(st.integers(1, len(rest)), label="chunk")
@@ -332,7 +430,7 @@ def test_publishing_after_each_append_gives_what_one_publish_gives(
             publish(config)
         (root / "fresh").mkdir()
         (root / "fresh" / "solidline.toml").write_text(
-            SITE.replace('path = "events"', 'path = "../events"'), encoding="utf-8"
+            SITE.replace('path = "events"', 'path = "../events"') + PAGES_OF_TWO, encoding="utf-8"
         )
         publish(load_config(root / "fresh" / "solidline.toml"))
         updated = snapshot(root / "public")

@@ -12,6 +12,7 @@ the file: it names the environment variable that holds them (``password_env``)::
     base_url = "https://example.org/record/"
     title = "The record"
     entries_per_feed = 50
+    entries_per_page = 250              # a longer timeline is published in sections
 
     [newsletter]
     subscribers = "examples/subscribers.csv"
@@ -86,6 +87,7 @@ class SiteConfig:
     description: str = "An immutable record of events between organisations and states."
     language: str = "en"
     entries_per_feed: int = attrs.field(default=50, validator=_positive)
+    entries_per_page: int = attrs.field(default=250, validator=_positive)
     formats: tuple[FeedFormat, ...] = ("atom", "rss")
     templates: str | None = None
     author: str = "solidline"

@@ -107,6 +107,8 @@ class FeedSpec:
         limit: how many entries the feed holds: the most recently updated ones.
         author: the feed's author; the site title when left out.
         language: the feed's language, an IETF tag.
+        entry_page: the page an entry links to, where it is not ``page_path`` (a timeline
+            published in sections has a page for each).
     """
 
     base_url: str = attrs.field(validator=_check_base_url)
@@ -117,6 +119,7 @@ class FeedSpec:
     limit: int = attrs.field(default=50, validator=attrs.validators.ge(1))
     author: str | None = None
     language: str = "en"
+    entry_page: Callable[[Entry], str] | None = attrs.field(default=None, eq=False)
 
     @property
     def tag_authority(self) -> str:
@@ -228,7 +231,8 @@ def _add_entry(
     # feedgen fault 1: an entry's links lose rel, type, hreflang and title (its loop writes the
     # attributes of the element it just made, not of the link given). One link, the page, is
     # right without them: a link with no rel is rel="alternate".
-    item.link(href=f"{spec.page_url}#{entry.id}")
+    page = spec.base_url + spec.entry_page(entry) if spec.entry_page else spec.page_url
+    item.link(href=f"{page}#{entry.id}")
     item.content(_xml_text(_entry_html(timeline, entry)), type="html")
     item.summary(text(_xml_text(entry.event.summary).strip() or _one_line(_entry_title(entry))))
     item.category(term=entry.event.type)

@@ -57,6 +57,7 @@ if TYPE_CHECKING:  # imported when something is rendered: a run with nothing new
 __all__ = [
     "STYLESHEET",
     "Kind",
+    "Section",
     "Target",
     "default_templates",
     "page_environment",
@@ -78,11 +79,18 @@ Kind = Literal["all", "entity", "relationship"]
 
 @attrs.frozen
 class Target:
-    """One timeline to publish, the timelines its page links to, and where its files go."""
+    """One timeline to publish, the timelines its page links to, and where its files go.
+
+    A timeline of more than ``per_page`` entries is published in :attr:`sections` (decades,
+    split into years, months and days where one holds more than ``per_page``): its page lists
+    them, and each section has a page and a TimelineJS file of its own. Sections are periods of
+    the calendar, not runs of entries, so a new entry changes its own section's files only.
+    """
 
     kind: Kind
     timeline: Timeline
     related: tuple[str, ...] = ()
+    per_page: int | None = None
 
     @property
     def key(self) -> str:
@@ -90,14 +98,65 @@ class Target:
 
     @property
     def page(self) -> str:
-        return "all.html" if self.kind == "all" else _page_path(self.key)
+        return f"{self._stem}.html"
+
+    @property
+    def _stem(self) -> str:
+        return "all" if self.kind == "all" else _page_path(self.key).removesuffix(".html")
 
     def feed(self, format: str) -> str:
         return f"feeds/{self.key}.{format}"
 
     @property
-    def export(self) -> str:
-        return f"timelines/{self.key}.json"
+    def export(self) -> str | None:
+        """The TimelineJS file of the whole timeline; None when it is published in sections."""
+        return None if self.sections else f"timelines/{self.key}.json"
+
+    @functools.cached_property
+    def sections(self) -> tuple[Section, ...]:
+        """The timeline's sections in date order; none when it fits on one page."""
+        entries = self.timeline.entries
+        if self.per_page is None or len(entries) <= self.per_page:
+            return ()
+        return tuple(sorted(_split(entries, 0, self.per_page), key=_section_order))
+
+    def section_page(self, section: Section) -> str:
+        return f"{self._stem}.{section.slug}.html"
+
+    def section_export(self, section: Section) -> str:
+        return f"timelines/{self.key}.{section.slug}.json"
+
+    def page_of(self, entry: Entry) -> str:
+        """The page that shows ``entry``: the timeline's, or its section's."""
+        if not self.sections:
+            return self.page
+        return self.section_page(self._section_of[entry.id])
+
+    @functools.cached_property
+    def _section_of(self) -> dict[str, Section]:
+        return {entry.id: section for section in self.sections for entry in section.entries}
+
+
+@attrs.frozen(eq=False)  # compared by identity: two sections are two pages
+class Section:
+    """One page of a long timeline: the entries of a period.
+
+    Attributes:
+        slug: the period in the file name: ``1970s``, ``1975``, ``1975-03``, ``1975-03-14``, or
+            ``open`` for dates with no known start.
+        heading: the period as the page names it (``March 1975``).
+        entries: the entries, in timeline order. An entry is in the shortest period that holds
+            all its dates, so a split period keeps the entries wider than its parts (a decade
+            its intervals, a year its seasons and undated months), headed ``… (wider dates)``.
+        first: the period's first day (``date.min`` for ``open``), and ``depth``, 0 for a
+            decade to 3 for a day: together they order the sections.
+    """
+
+    slug: str
+    heading: str
+    entries: tuple[Entry, ...]
+    first: dt.date
+    depth: int
 
 
 def _page_path(key: str) -> str:
@@ -106,8 +165,66 @@ def _page_path(key: str) -> str:
     return f"{folder}/{key}.html"
 
 
-def site_targets(projection: Projection, start: Head) -> list[Target]:
-    """The whole record, every relationship and every entity, each as a timeline.
+def _section_order(section: Section) -> tuple[dt.date, int]:
+    return section.first, section.depth
+
+
+# A period at each depth: decade, year, month, day. ``period(entry)`` is its key if all of the
+# entry's dates fall in one period of that depth, else None; ``name`` gives (slug, heading,
+# first day) of a key.
+def _decade(entry: Entry) -> int | None:
+    lower = entry.when.lower
+    return None if lower == dt.date.min else lower.year // 10
+
+
+def _narrower(entry: Entry, depth: int) -> tuple[int, ...] | None:
+    lower, upper = entry.when.lower, entry.when.upper
+    parts = ((lower.year,), (lower.year, lower.month), (lower.year, lower.month, lower.day))
+    ends = ((upper.year,), (upper.year, upper.month), (upper.year, upper.month, upper.day))
+    if lower == dt.date.min or parts[depth - 1] != ends[depth - 1]:
+        return None
+    return parts[depth - 1]
+
+
+def _period_name(depth: int, key: Any) -> tuple[str, str, dt.date]:
+    if key is None:
+        return "open", "Dates with an open start", dt.date.min
+    if depth == 0:
+        return f"{key * 10}s", f"The {key * 10}s", dt.date(max(key * 10, 1), 1, 1)
+    text = "-".join(f"{part:04d}" if n == 0 else f"{part:02d}" for n, part in enumerate(key))
+    first = dt.date(*key, *(1,) * (3 - len(key)))
+    return text, parse_date(text).display(), first
+
+
+def _split(entries: Sequence[Entry], depth: int, limit: int, key: Any = None) -> list[Section]:
+    """The sections of ``entries``: one per period at ``depth``, each split again while it holds
+    more than ``limit`` entries and a narrower period exists."""
+    groups: dict[Any, list[Entry]] = {}
+    wider: list[Entry] = []
+    for entry in entries:
+        period = _decade(entry) if depth == 0 else _narrower(entry, depth)
+        if depth and period is None:
+            wider.append(entry)  # wider than this depth's periods: stays with its parent
+        else:
+            groups.setdefault(period, []).append(entry)
+    sections = []
+    if wider:
+        slug, heading, first = _period_name(depth - 1, key)
+        sections.append(Section(slug, f"{heading} (wider dates)", tuple(wider), first, depth - 1))
+    for period, members in groups.items():
+        if len(members) > limit and period is not None and depth < 3:
+            sections.extend(_split(members, depth + 1, limit, period))
+        else:
+            slug, heading, first = _period_name(depth, period)
+            sections.append(Section(slug, heading, tuple(members), first, depth))
+    return sections
+
+
+def site_targets(
+    projection: Projection, start: Head, per_page: int | None = None
+) -> list[Target]:
+    """The whole record, every relationship and every entity, each as a timeline; those of
+    more than ``per_page`` entries in sections (see :class:`Target`).
 
     A timeline without entries gets the log's first line ``start`` as its head (feeds take
     their ``updated`` from it), so that its files do not change whenever the log grows.
@@ -130,7 +247,7 @@ def site_targets(projection: Projection, start: Head) -> list[Target]:
     def target(kind: Kind, timeline: Timeline, links: Sequence[str] = ()) -> Target:
         if not timeline.entries:
             timeline = attrs.evolve(timeline, head=start)
-        return Target(kind, timeline, tuple(links))
+        return Target(kind, timeline, tuple(links), per_page)
 
     return [
         target("all", projection.timeline()),
@@ -216,11 +333,19 @@ def stylesheet(config: Config) -> bytes:
 
 
 def render_timeline_page(
-    environment: jinja2.Environment, site: SiteConfig, target: Target
+    environment: jinja2.Environment,
+    site: SiteConfig,
+    target: Target,
+    section: Section | None = None,
 ) -> bytes:
-    """The page of one timeline (``timeline.html.j2``), announcing the timeline's feeds."""
-    page = _page(site, target, target.page, target.timeline.title)
-    return _render(environment, "timeline.html.j2", _timeline_context(page, target))
+    """The page of one timeline (``timeline.html.j2``), or of one of its sections; each
+    announces the timeline's feeds."""
+    if section is None:
+        page = _page(site, target, target.page, target.timeline.title)
+    else:
+        title = f"{target.timeline.title}, {section.heading}"
+        page = _page(site, target, target.section_page(section), title)
+    return _render(environment, "timeline.html.j2", _timeline_context(page, target, section))
 
 
 def render_index(environment: jinja2.Environment, site: SiteConfig, targets: list[Target]) -> bytes:
@@ -311,14 +436,16 @@ class _SourceView:
 _PLAIN_DATE = re.compile(r"[0-9]{4}-(?:0[1-9]|1[0-2])(?:-[0-9]{2})?")
 
 
-def _timeline_context(page: _Page, target: Target) -> dict[str, Any]:
+def _timeline_context(page: _Page, target: Target, section: Section | None) -> dict[str, Any]:
     timeline = target.timeline
-    entries = [_entry_view(page, timeline, entry) for entry in timeline.entries]
+    shown = section.entries if section else () if target.sections else timeline.entries
     years: dict[str, list[_EntryView]] = {}
-    for entry, view in zip(timeline.entries, entries, strict=True):
-        years.setdefault(_year_heading(entry), []).append(view)
+    for entry in shown:
+        years.setdefault(_year_heading(entry), []).append(_entry_view(page, timeline, entry))
     definition = timeline.entities.get(timeline.key) if target.kind == "entity" else None
-    updated = max((e.updated for e in timeline.entries), default=None)
+    counted = section.entries if section else timeline.entries
+    updated = max((e.updated for e in counted), default=None)
+    export = target.section_export(section) if section else target.export
     return {
         "page": page,
         "kind": target.kind,
@@ -326,9 +453,29 @@ def _timeline_context(page: _Page, target: Target) -> dict[str, Any]:
         "entity": definition,
         "related": [_timeline_link(page, timeline, key) for key in target.related],
         "years": list(years.items()),
-        "count": len(entries),
+        "count": len(counted),
         "updated": _day(updated.date()) if updated else None,
-        "export": page.href(target.export),
+        "export": page.href(export) if export else None,
+        "sections": [
+            (_Link(s.heading, page.href(target.section_page(s))), len(s.entries))
+            for s in (() if section else target.sections)
+        ],
+        "section": section.heading if section else None,
+        "nav": _section_nav(page, target, section) if section else None,
+    }
+
+
+def _section_nav(page: _Page, target: Target, section: Section) -> dict[str, _Link | None]:
+    sections = target.sections
+    at = sections.index(section)
+
+    def link(other: Section | None) -> _Link | None:
+        return _Link(other.heading, page.href(target.section_page(other))) if other else None
+
+    return {
+        "up": _Link(target.timeline.title, page.href(target.page)),
+        "previous": link(sections[at - 1] if at else None),
+        "next": link(sections[at + 1] if at + 1 < len(sections) else None),
     }
 
 
@@ -348,7 +495,7 @@ def _index_row(page: _Page, target: Target) -> dict[str, Any]:
         "key": target.key,
         "page": page.href(target.page),
         "feeds": [(format, page.href(target.feed(format))) for format in page.site.formats],
-        "export": page.href(target.export),
+        "export": page.href(target.export) if target.export else None,
         "count": len(entries),
         "span": _span_of(entries),
     }

@@ -56,11 +56,12 @@ Safe under cron:
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import re
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -74,6 +75,7 @@ from .codec import Recorded, format_timestamp
 from .config import Config, SiteConfig
 from .log import EventLog, Head, JsonlLog, open_log
 from .pages import (
+    Section,
     STYLESHEET,
     Target,
     page_environment,
@@ -83,7 +85,7 @@ from .pages import (
     stylesheet,
     template_folders,
 )
-from .timeline import Projection
+from .timeline import Projection, Timeline
 
 if TYPE_CHECKING:  # imported when something is rendered: a run with nothing new needs neither
     import jinja2
@@ -319,7 +321,7 @@ class _Run:
         projection = self._fold()
         first = projection.first
         start = _head_of(first) if first else Head()
-        targets = site_targets(projection, start)
+        targets = site_targets(projection, start, self.site.entries_per_page)
         changed = projection.take_changes()
         names = _names_print(projection)
         if names != self.catalog().names or not self.same_settings:
@@ -435,7 +437,7 @@ class _Run:
         staging: _Staging,
         changed: set[str] | None,
         names: str,
-    ) -> tuple[dict[str, str], dict[str, str], int]:
+    ) -> tuple[dict[str, str], dict[str, dict[str, str]], int]:
         """Stage the files of the timelines that changed, the index and the stylesheet.
 
         ``changed`` names the timelines whose entries may differ from the last run's (None:
@@ -451,37 +453,57 @@ class _Run:
         # the index and the stylesheet are the whole site's: staged on every run, written
         # only when their bytes change
         owners: dict[str, str] = {"index.html": "index", STYLESHEET: "index"}
-        prints: dict[str, str] = {}
+        prints: dict[str, dict[str, str]] = {}
         rendered = 0
         for target in targets:
-            key = target.key
-            if changed is not None and key not in changed and key in old_prints:
-                prints[key] = old_prints[key]
-            else:
-                prints[key] = _fingerprint(target, names)
-            if old_prints.get(target.key) == prints[target.key] and target.key not in damaged:
-                owners.update(catalog.owned_by(target.key))
+            key, old = target.key, old_prints.get(target.key, {})
+            if changed is not None and key not in changed and old and damaged.isdisjoint(old):
+                prints[key] = old
+                for unit in old:
+                    owners.update(catalog.owned_by(unit))
                 continue
-            rendered += 1
-            for name, data in self._render(target, tag_date):
-                staging.put(name, data)
-                owners[name] = target.key
+            prints[key] = {}
+            for unit, fingerprint, render in self._units(target, tag_date, names):
+                prints[key][unit] = fingerprint
+                if old.get(unit) == fingerprint and unit not in damaged:
+                    owners.update(catalog.owned_by(unit))
+                    continue
+                rendered += 1
+                for name, data in render():
+                    staging.put(name, data)
+                    owners[name] = unit
         staging.put("index.html", render_index(self._environment(), self.site, targets))
         staging.put(STYLESHEET, stylesheet(self.config))
         return owners, prints, rendered
 
+    def _units(
+        self, target: Target, tag_date: str, names: str
+    ) -> Iterator[tuple[str, str, Callable[[], Iterator[tuple[str, bytes]]]]]:
+        """What a timeline is published as, in units rendered together: (key, fingerprint,
+        render). The timeline's page and feeds are one, keyed by the timeline's key; a timeline
+        in sections has one more for each section's page and TimelineJS file."""
+        yield target.key, _fingerprint(target, names), lambda: self._render(target, tag_date)
+        for at, section in enumerate(target.sections):
+            print = _section_fingerprint(target, at, names)
+            yield f"{target.key}@{section.slug}", print, functools.partial(
+                self._render_section, target, section
+            )
+
     def _render(self, target: Target, tag_date: str) -> Iterator[tuple[str, bytes]]:
-        from .exports import timelinejs
         from .feeds import render_feed
 
         yield target.page, render_timeline_page(self._environment(), self.site, target)
         for format in self.site.formats:
             spec = _feed_spec(self.site, target, format, tag_date)
             yield target.feed(format), render_feed(target.timeline, spec, format)
-        yield (
-            target.export,
-            orjson.dumps(timelinejs(target.timeline), option=orjson.OPT_INDENT_2) + b"\n",
-        )
+        if target.export:
+            yield target.export, _timelinejs(target.timeline)
+
+    def _render_section(self, target: Target, section: Section) -> Iterator[tuple[str, bytes]]:
+        page = render_timeline_page(self._environment(), self.site, target, section)
+        yield target.section_page(section), page
+        part = attrs.evolve(target.timeline, entries=section.entries)
+        yield target.section_export(section), _timelinejs(part)
 
     def _environment(self) -> jinja2.Environment:
         if self.environment is None:
@@ -493,7 +515,7 @@ class _Run:
         head: Head,
         fingerprint: dict[str, Any],
         owners: dict[str, str],
-        prints: dict[str, str],
+        prints: dict[str, dict[str, str]],
         names: str,
     ) -> None:
         """Write the catalog of files, then the small state that names it (by its digest).
@@ -536,7 +558,7 @@ class _Catalog:
 
     def __init__(
         self,
-        prints: dict[str, str] | None = None,
+        prints: dict[str, dict[str, str]] | None = None,
         files: dict[str, list[Any]] | None = None,
         projection: list[Any] | None = None,
         names: str = "",
@@ -653,6 +675,7 @@ def _feed_spec(site: SiteConfig, target: Target, format: str, tag_date: str) -> 
         limit=site.entries_per_feed,
         author=site.author,
         language=site.language,
+        entry_page=target.page_of if target.sections else None,
     )
 
 
@@ -668,6 +691,35 @@ def _verified(records: Iterable[Recorded], projection: Projection) -> Iterator[R
                 field="id",
             )
         yield record
+
+
+def _timelinejs(timeline: Timeline) -> bytes:
+    from .exports import timelinejs
+
+    return orjson.dumps(timelinejs(timeline), option=orjson.OPT_INDENT_2) + b"\n"
+
+
+def _section_fingerprint(target: Target, at: int, names: str) -> str:
+    """What a section's files are made of: its entries, its neighbours, the timeline's title,
+    links and names (the count of the whole timeline is on its own page only)."""
+    sections = target.sections
+    section = sections[at]
+    around = [(s.slug, s.heading) for s in sections[max(at - 1, 0) : at + 2]]
+    entries = [(e.id, [r.seq for r in e.history]) for e in section.entries]
+    material = repr(
+        (
+            target.kind,
+            target.key,
+            target.timeline.title,
+            target.related,
+            section.slug,
+            section.heading,
+            around,
+            entries,
+            names,
+        )
+    )
+    return hashlib.sha256(material.encode()).hexdigest()
 
 
 def _fingerprint(target: Target, names: str) -> str:
