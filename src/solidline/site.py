@@ -303,8 +303,11 @@ class _Run:
         self.state_dir = output / _STATE_DIR
         self.state = _load_state(self.state_dir / _STATE)
         templates = _templates_digest(template_folders(config))
+        # what the files are made of besides the record; not where they are (a folder moved
+        # or copied elsewhere is not rendered again)
+        made_of = attrs.evolve(site, output="")
         self.settings = hashlib.sha256(
-            f"{__version__}\0{_OUTPUT_VERSION}\0{site!r}\0{templates}".encode()
+            f"{__version__}\0{_OUTPUT_VERSION}\0{made_of!r}\0{templates}".encode()
         ).hexdigest()
         self.same_settings = self.state.get("settings") == self.settings
         self._catalog: _Catalog | None = None
