@@ -32,7 +32,7 @@ from solidline import (
     UnknownEventType,
     event_type,
 )
-from solidline.log import GENESIS, EventLog
+from solidline.log import GENESIS, EventLog, Head, jsonl
 
 TESTS = Path(__file__).parent
 FIRST = "00000000000000000001.jsonl"
@@ -709,3 +709,109 @@ def test_a_new_segment_is_made_durable_in_its_directory(
         log.append(meeting(f"m{len(synced) + 100}-{log.head.seq}"))
     assert synced == [str(path)] * 2
     log.close()
+
+
+# -- verify by blocks -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def segmented(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A log of about 300 events in batches of 1 to 8, over several segments."""
+    path = tmp_path_factory.mktemp("segmented")
+    chance = random.Random(11)
+    clock = FakeClock()
+    with JsonlLog(path, segment_bytes=20_000, clock=clock) as log:
+        log.append(entities("cpusa", "pcf"))
+        n = 0
+        while n < 300:
+            size = chance.randint(1, 8)
+            log.append([meeting(f"m{n + i}", chance.choice(["cpusa", "pcf"]))
+                        for i in range(size)])
+            clock.advance(chance.choice([0, 1, 3600]))
+            n += size
+    assert len(list(path.glob("*.jsonl"))) > 4
+    return path
+
+
+@pytest.fixture
+def in_small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Verify in one process, in blocks of a few lines (so that faults fall near their ends)."""
+    monkeypatch.setattr(jsonl, "_CHUNK", 2500)
+
+
+def _verified(path: Path, *, line_by_line: bool = False) -> tuple[Any, ...]:
+    log = JsonlLog(path, readonly=True)
+    if line_by_line:
+        log._verify_blocks = lambda seen: (0, Head())  # type: ignore[method-assign]
+    try:
+        report = log.verify(decode=False)
+    except CorruptLog as exc:
+        return (type(exc), exc.segment, exc.line, exc.field, exc.reason)
+    return (report.lines, report.head)
+
+
+def _tamper(segment: list[bytes], chance: random.Random) -> list[bytes]:
+    lines_ = list(segment)
+    k = chance.randrange(len(lines_))
+    line = lines_[k]
+    how = chance.choice(["letter", "json", "delete", "swap", "duplicate", "more", "crlf",
+                         "tail", "seq"])
+    if how == "letter":
+        at = chance.randrange(1, len(line) - 2)
+        lines_[k] = line[:at] + (b"X" if line[at : at + 1] != b"X" else b"Y") + line[at + 1 :]
+    elif how == "json":
+        lines_[k] = line.replace(b"}", b"]", 1)
+    elif how == "delete":
+        del lines_[k]
+    elif how == "swap" and k + 1 < len(lines_):
+        lines_[k], lines_[k + 1] = lines_[k + 1], lines_[k]
+    elif how == "duplicate":
+        lines_.insert(k, line)
+    elif how == "more":
+        lines_[k] = line.replace(b',"data":', b',"more":3,"data":', 1)
+    elif how == "crlf":
+        lines_[k] = line[:-1] + b"\r\n"
+    elif how == "tail":
+        lines_.append(line[: len(line) // 2])
+    elif how == "seq":
+        lines_[k] = line.replace(b'{"seq":', b'{"seq":0', 1)
+    return lines_
+
+
+@pytest.mark.usefixtures("in_small_blocks")
+def test_verifying_by_small_blocks_finds_what_the_line_by_line_check_finds(
+    segmented: Path, tmp_path: Path
+) -> None:
+    chance = random.Random(6)
+    for round_ in range(40):
+        folder = tmp_path / f"log{round_}"
+        folder.mkdir()
+        segments = sorted(segmented.glob("*.jsonl"))
+        victim = chance.choice(segments)
+        for segment in segments:
+            content = _tamper(lines(segment), chance) if segment == victim else lines(segment)
+            (folder / segment.name).write_bytes(b"".join(content))
+        assert _verified(folder) == _verified(folder, line_by_line=True), round_
+
+
+def _with_bad_data(segmented: Path, folder: Path, k: int) -> Path:
+    """A copy of the log whose line ``k`` has a canonical envelope but data that is not JSON."""
+    folder.mkdir()
+    everything = b"".join(segment.read_bytes() for segment in sorted(segmented.glob("*.jsonl")))
+    bad = everything.splitlines(keepends=True)[k - 1].replace(b'"data":{', b'"data":{X', 1)
+    for segment in sorted(segmented.glob("*.jsonl")):
+        content = [bad if orjson.loads(line)["seq"] == k else line for line in lines(segment)]
+        (folder / segment.name).write_bytes(b"".join(content))
+    return folder
+
+
+@pytest.mark.usefixtures("in_small_blocks")
+def test_a_line_whose_data_is_not_json_is_found_at_its_place_by_blocks(
+    segmented: Path, tmp_path: Path
+) -> None:
+    for k in range(1, 80):
+        folder = _with_bad_data(segmented, tmp_path / f"log{k}", k)
+        found = _verified(folder)
+        assert found == _verified(folder, line_by_line=True)
+        assert found[2:4] == (k - int(found[1][:20]) + 1, None)
+

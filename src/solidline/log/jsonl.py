@@ -196,12 +196,8 @@ class JsonlLog(EventLog):
             self._marks[seq] = (first, offset, line)
             bisect.insort(self._marked, seq)
 
-    def _line_blocks(self) -> Iterator[tuple[int, bytes, list[bytes], bool, str, int]]:
-        """Every whole line, segment after segment, in blocks of about a megabyte.
-
-        Lines are split at ``\n`` only; a block that ``splitlines`` cuts otherwise (a stray
-        ``\r``) comes with an empty list, for the caller to read line by line from there.
-        """
+    def _line_blocks(self) -> Iterator[tuple[int, bytes, bool, str, int]]:
+        """Every whole line, segment after segment, in blocks of about a megabyte."""
         for first, path in self._segments():
             with path.open("rb") as f:
                 seq, offset, rest = first, 0, b""
@@ -213,13 +209,9 @@ class JsonlLog(EventLog):
                     rest = buffer[cut:]
                     if not cut:
                         continue
-                    block = buffer[:cut]
-                    count = block.count(b"\n")
                     self._mark(seq, first, offset, seq - first)
-                    lines = block.splitlines(keepends=True)
-                    yield (seq, block, lines if len(lines) == count else [], not chunk,
-                           path.name, seq - first + 1)
-                    seq, offset = seq + count, offset + cut
+                    yield seq, buffer[:cut], not chunk, path.name, seq - first + 1
+                    seq, offset = seq + buffer.count(b"\n", 0, cut), offset + cut
 
     # -- writing -----------------------------------------------------------------------------------
 
@@ -431,3 +423,4 @@ def _fdatasync(fd: int, path: Path) -> None:
             exc.errno, f"fdatasync of {path} failed ({exc.strerror}); the last append may be "
             "lost: check the disk, then run `solidline verify`",
         ) from None
+
