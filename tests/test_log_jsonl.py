@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import multiprocessing
 import os
 import random
 import signal
@@ -32,7 +33,7 @@ from solidline import (
     UnknownEventType,
     event_type,
 )
-from solidline.log import GENESIS, EventLog, Head, jsonl
+from solidline.log import GENESIS, EventLog, Head, _ranges, jsonl
 
 TESTS = Path(__file__).parent
 FIRST = "00000000000000000001.jsonl"
@@ -711,7 +712,7 @@ def test_a_new_segment_is_made_durable_in_its_directory(
     log.close()
 
 
-# -- verify by blocks -----------------------------------------------------------------------------
+# -- verify on every core --------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -736,7 +737,25 @@ def segmented(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def in_small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
     """Verify in one process, in blocks of a few lines (so that faults fall near their ends)."""
+    monkeypatch.setattr(_ranges, "PARALLEL_BYTES", 1 << 62)
     monkeypatch.setattr(jsonl, "_CHUNK", 2500)
+
+
+@pytest.fixture
+def in_ranges(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Verify in worker processes however small the log, in ranges of a few lines; the list
+    counts the ranges checked (to show the workers did the checking)."""
+    checked: list[int] = []
+    real = _ranges.checked_ranges
+
+    def counting(todo: list[_ranges.Range], workers: int) -> Iterator[Any]:
+        checked.append(len(todo))
+        return real(todo, workers)
+
+    monkeypatch.setattr(_ranges, "PARALLEL_BYTES", 0)
+    monkeypatch.setattr(_ranges, "RANGE_BYTES", 2500)
+    monkeypatch.setattr(_ranges, "checked_ranges", counting)
+    return checked
 
 
 def _verified(path: Path, *, line_by_line: bool = False) -> tuple[Any, ...]:
@@ -778,6 +797,27 @@ def _tamper(segment: list[bytes], chance: random.Random) -> list[bytes]:
     return lines_
 
 
+def test_verifying_on_every_core_finds_what_the_line_by_line_check_finds(
+    segmented: Path, tmp_path: Path, in_ranges: list[int]
+) -> None:
+    assert _verified(segmented) == _verified(segmented, line_by_line=True)
+    chance = random.Random(5)
+    for round_ in range(40):
+        folder = tmp_path / f"log{round_}"
+        folder.mkdir()
+        segments = sorted(segmented.glob("*.jsonl"))
+        victim = chance.choice(segments)
+        for segment in segments:
+            content = lines(segment)
+            if segment == victim:
+                content = _tamper(content, chance)
+            (folder / segment.name).write_bytes(b"".join(content))
+        assert _verified(folder) == _verified(folder, line_by_line=True), round_
+    assert len(in_ranges) == 41
+    assert min(in_ranges) > 10
+    assert not multiprocessing.active_children()
+
+
 @pytest.mark.usefixtures("in_small_blocks")
 def test_verifying_by_small_blocks_finds_what_the_line_by_line_check_finds(
     segmented: Path, tmp_path: Path
@@ -793,6 +833,17 @@ def test_verifying_by_small_blocks_finds_what_the_line_by_line_check_finds(
             (folder / segment.name).write_bytes(b"".join(content))
         assert _verified(folder) == _verified(folder, line_by_line=True), round_
 
+
+def test_verifying_on_every_core_notes_where_lines_start(
+    segmented: Path, in_ranges: list[int]
+) -> None:
+    log = JsonlLog(segmented, readonly=True)
+    report = log.verify(decode=False)
+    assert in_ranges
+    everything = list(JsonlLog(segmented, readonly=True).read())
+    assert report.lines == len(everything)
+    for start in [1, 2, 50, 151, len(everything) - 1, len(everything)]:
+        assert list(log.read(start)) == everything[start - 1 :]
 
 def _with_bad_data(segmented: Path, folder: Path, k: int) -> Path:
     """A copy of the log whose line ``k`` has a canonical envelope but data that is not JSON."""
@@ -815,3 +866,14 @@ def test_a_line_whose_data_is_not_json_is_found_at_its_place_by_blocks(
         assert found == _verified(folder, line_by_line=True)
         assert found[2:4] == (k - int(found[1][:20]) + 1, None)
 
+
+
+def test_a_line_whose_data_is_not_json_is_found_at_its_place_by_ranges(
+    segmented: Path, tmp_path: Path, in_ranges: list[int]
+) -> None:
+    for k in range(1, 80, 3):
+        folder = _with_bad_data(segmented, tmp_path / f"log{k}", k)
+        found = _verified(folder)
+        assert found == _verified(folder, line_by_line=True)
+        assert found[2:4] == (k - int(found[1][:20]) + 1, None)
+    assert in_ranges

@@ -30,7 +30,8 @@ import orjson
 
 from .._errors import ChainBroken, CorruptLog, DurabilityError, LogError
 from .._files import fsync_folder
-from ._base import EventLog, RawLine
+from . import _ranges
+from ._base import EventLog, Head, RawLine
 
 __all__ = ["JsonlLog"]
 
@@ -212,6 +213,48 @@ class JsonlLog(EventLog):
                     self._mark(seq, first, offset, seq - first)
                     yield seq, buffer[:cut], not chunk, path.name, seq - first + 1
                     seq, offset = seq + buffer.count(b"\n", 0, cut), offset + cut
+
+    def _verify_blocks(self, seen: set[str]) -> tuple[int, Head]:
+        """Check the chain on every core when the log is big enough for that to pay (see
+        :mod:`._ranges`); otherwise a block at a time in this process."""
+        segments = self._segments()
+        if not _ranges.worth_it(sum(path.stat().st_size for _, path in segments)):
+            return super()._verify_blocks(seen)
+        todo = list(_ranges.ranges(segments))
+        checked = _ranges.checked_ranges(todo, os.cpu_count() or 1)
+        try:
+            return self._link_ranges(todo, checked, seen)
+        finally:
+            checked.close()
+
+    def _link_ranges(self, todo: list[_ranges.Range],
+                     checked: Iterator[_ranges.RangeFacts | None], seen: set[str]
+                     ) -> tuple[int, Head]:
+        """Link the checked ranges in order, as far as they are sound and follow each other.
+
+        Like the block check, it stops before the first range that does not fit, and before
+        the last line of those that do (no line checked holds its hash); ``seen`` gets the ids.
+        """
+        count, head, before = 0, Head(), Head()
+        added: list[list[str]] = [list(seen)]
+        facts: _ranges.RangeFacts | None = None
+        for part, facts in zip(todo, checked, strict=True):
+            if facts is None or not _follows(part, facts, head):
+                break
+            ids = facts.ids.split("\n")
+            known = len(seen)
+            seen.update(ids)
+            if len(seen) != known + len(ids):  # an id twice: take these back, stop here
+                seen.difference_update(ids)
+                seen.update(id_ for earlier in added for id_ in earlier)
+                break
+            added.append(ids)
+            self._mark(facts.first, part.first, part.start, facts.first - part.first)
+            count, before, head = count + facts.lines, facts.before_last or head, facts.last
+        if count:  # the last line linked: no line checked so far holds its hash
+            seen.discard(added[-1][-1])
+            count, head = count - 1, before
+        return count, head
 
     # -- writing -----------------------------------------------------------------------------------
 
@@ -424,3 +467,14 @@ def _fdatasync(fd: int, path: Path) -> None:
             "lost: check the disk, then run `solidline verify`",
         ) from None
 
+
+def _follows(part: _ranges.Range, facts: _ranges.RangeFacts, head: Head) -> bool:
+    """Whether a checked range continues the log after ``head``: seq, chain and time, a
+    segment's first seq as its name says, and a segment's end at the end of a batch."""
+    return (
+        facts.first == head.seq + 1
+        and facts.prev == head.digest
+        and facts.stamp >= head.recorded_at
+        and (not part.opens or facts.first == part.first)
+        and (not part.closes or facts.more in (b"", b"0"))
+    )

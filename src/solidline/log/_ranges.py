@@ -1,0 +1,186 @@
+"""Checking a JSON Lines log's chain on every core: segments cut into byte ranges.
+
+SHA-256 of a short line costs about as much as the rest of the check, and hashlib holds the GIL
+for buffers that small, so using more than one core takes processes. Each worker checks one
+range of a segment completely (the canonical envelope of every line, seq, the hash chain and
+recorded_at inside the range) and sends back only what links it to its neighbours: the first
+line's seq, prev and time, the last line's, and the ids (for the duplicate check). The parent
+links the ranges in order and stops at the first that does not fit; the caller checks on line
+by line from there, so faults are found and reported exactly as the one-process check does.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import threading
+from collections.abc import Generator, Iterator
+from pathlib import Path
+
+import attrs
+
+from ._base import _CANONICAL, Head, _check_lines
+
+__all__ = ["Range", "RangeFacts", "check_range", "checked_ranges", "ranges", "worth_it"]
+
+RANGE_BYTES = 8 << 20  # the work a worker takes at a time
+PARALLEL_BYTES = 24 << 20  # below this a log is checked in one process (forking costs more)
+_CHUNK = 1 << 20  # what a worker checks at once (a megabyte keeps the lines in cache)
+
+
+@attrs.frozen
+class Range:
+    """Whole lines of a segment, bytes ``start`` to ``end``; does it open or close the segment?"""
+
+    path: str
+    first: int  # the segment's first seq (from its name)
+    start: int
+    end: int
+    opens: bool
+    closes: bool
+
+
+@attrs.frozen
+class RangeFacts:
+    """What a worker found in a sound range: enough to link it to the ranges around it."""
+
+    first: int  # the seq of the range's first line
+    prev: str  # its prev
+    stamp: str  # its recorded_at
+    lines: int
+    last: Head  # the range's last line
+    before_last: Head | None  # the line before that, when it is in the range
+    more: bytes  # the last line's "more" (empty when it has none)
+    ids: str  # every line's id, joined by newlines (ids cannot hold one)
+
+
+def worth_it(total_bytes: int) -> bool:
+    """Whether checking in worker processes pays: a big log, more than one core, and no other
+    threads in this process (forking one that has threads can deadlock the child)."""
+    return (
+        total_bytes >= PARALLEL_BYTES
+        and (os.cpu_count() or 1) > 1
+        and threading.active_count() == 1
+        and "fork" in multiprocessing.get_all_start_methods()
+    )
+
+
+def ranges(segments: list[tuple[int, Path]]) -> Iterator[Range]:
+    """The segments cut into ranges of about :data:`RANGE_BYTES`, each ending at a newline.
+
+    Bytes after a segment's last newline (a batch being written, or a crashed writer's tail)
+    are in no range, as they are in no line a reader sees.
+    """
+    for first, path in segments:
+        with path.open("rb") as f:
+            end = _last_newline(f.fileno(), os.fstat(f.fileno()).st_size)
+            start = 0
+            while start < end:
+                cut = _next_newline(f.fileno(), start + RANGE_BYTES, end)
+                yield Range(str(path), first, start, cut, start == 0, cut == end)
+                start = cut
+
+
+def checked_ranges(todo: list[Range], workers: int
+                   ) -> Generator[RangeFacts | None, None, None]:
+    """The facts of each range in order, checked by ``workers`` forked processes; None for a
+    range that is not plainly sound. The workers are gone when the iterator is closed."""
+    pool = multiprocessing.get_context("fork").Pool(workers, initializer=_ignore_interrupts)
+    try:
+        yield from pool.imap(check_range, todo)
+    finally:
+        pool.terminate()
+        pool.join()
+
+
+def check_range(part: Range) -> RangeFacts | None:
+    """Check one range completely, a megabyte at a time (runs in a worker)."""
+    try:
+        fd = os.open(part.path, os.O_RDONLY)
+    except OSError:
+        return None  # gone or unreadable: the line-by-line check says what is wrong
+    try:
+        return _check_chunks(_chunks(fd, part.start, part.end))
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def _check_chunks(chunks: Iterator[bytes]) -> RangeFacts | None:
+    data = next(chunks, b"")
+    opening = _line_before(data)
+    if opening is None:
+        return None
+    head, before, more = opening, opening, b""
+    lines, ids = 0, []
+    while data:
+        block = _check_lines(head.seq + 1, data, head)
+        if block is None:
+            return None
+        before = block.head_at(len(block.lines) - 2) if len(block.lines) > 1 else head
+        head, more = block.head, block.mores[-1]
+        lines += len(block.lines)
+        ids += block.ids
+        data = next(chunks, b"")
+    return RangeFacts(opening.seq + 1, opening.digest, opening.recorded_at, lines, head,
+                      before if lines > 1 else None, more, "\n".join(ids))
+
+
+def _chunks(fd: int, start: int, end: int) -> Iterator[bytes]:
+    """Whole lines of the file from ``start`` to ``end``, about a megabyte at a time; a last
+    piece that is not a whole line (the file shrank) comes as it is, for the check to refuse."""
+    rest = b""
+    while start < end:
+        read = os.pread(fd, min(_CHUNK, end - start), start)
+        if not read:
+            break
+        start += len(read)
+        data = rest + read
+        cut = data.rfind(b"\n") + 1
+        data, rest = data[:cut], data[cut:]
+        if data:
+            yield data
+    if rest:
+        yield rest
+
+
+def _line_before(data: bytes) -> Head | None:
+    """What the first line of ``data`` says of the line before it: its seq and digest. Its
+    time is not known; the first line's own time stands in (no later line may be earlier)."""
+    match = _CANONICAL.match(data)
+    if match is None:
+        return None
+    try:
+        return Head(int(match.group(2)) - 1, match.group(6).decode(), match.group(5).decode())
+    except UnicodeDecodeError:
+        return None
+
+
+def _ignore_interrupts() -> None:
+    # Ctrl-C reaches the whole process group: the parent stops the workers, quietly
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _last_newline(fd: int, size: int) -> int:
+    """The offset just past the last newline of a file of ``size`` bytes (0 if none)."""
+    end = size
+    while end > 0:
+        begin = max(0, end - _CHUNK)
+        at = os.pread(fd, end - begin, begin).rfind(b"\n")
+        if at >= 0:
+            return begin + at + 1
+        end = begin
+    return 0
+
+
+def _next_newline(fd: int, offset: int, end: int) -> int:
+    """The offset just past the first newline at or after ``offset``, or ``end``."""
+    while offset < end:
+        data = os.pread(fd, min(1 << 16, end - offset), offset)
+        at = data.find(b"\n")
+        if at >= 0:
+            return offset + at + 1
+        offset += len(data)
+    return end
