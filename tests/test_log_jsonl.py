@@ -31,9 +31,11 @@ from solidline import (
     JsonlLog,
     LogError,
     UnknownEventType,
+    UnknownTarget,
     event_type,
 )
 from solidline.log import GENESIS, EventLog, Head, _ranges, jsonl
+from solidline.model import Corrected
 
 TESTS = Path(__file__).parent
 FIRST = "00000000000000000001.jsonl"
@@ -877,3 +879,121 @@ def test_a_line_whose_data_is_not_json_is_found_at_its_place_by_ranges(
         assert found == _verified(folder, line_by_line=True)
         assert found[2:4] == (k - int(found[1][:20]) + 1, None)
     assert in_ranges
+
+
+# -- the saved index -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def saving(monkeypatch: pytest.MonkeyPatch, segmented: Path, tmp_path: Path) -> Path:
+    """A copy of the segmented log; an index is saved after 50 lines indexed."""
+    monkeypatch.setattr(jsonl, "_SAVE_AFTER", 50)
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for segment in segmented.glob("*.jsonl"):
+        (copy / segment.name).write_bytes(segment.read_bytes())
+    return copy
+
+
+def _rebuilt(path: Path) -> tuple[Any, Head]:
+    """The index and head of the log as built from its lines alone (the saved one moved away)."""
+    saved = path / ".index"
+    kept = saved.read_bytes() if saved.exists() else None
+    saved.unlink(missing_ok=True)
+    log = JsonlLog(path, readonly=True)
+    head = log.head
+    if kept is not None:
+        saved.write_bytes(kept)
+    return log._index, head
+
+
+def test_a_writer_saves_the_index_and_the_next_one_starts_from_it(saving: Path) -> None:
+    with JsonlLog(saving) as first:
+        head = first.head
+    assert (saving / ".index").exists()
+    with JsonlLog(saving) as second:
+        assert second._saved_seq == head.seq  # it did not read the log from the start
+        assert (second._index, second.head) == _rebuilt(saving)
+        # it goes on as a writer that read everything would: ids, duplicates, references
+        m3 = second.get("m3")
+        assert m3 is not None
+        assert second.append(m3.event)[0] == m3  # already recorded: not written again
+        fix = Corrected(id="c1", target="m2", changes={"title": "Fixed"}, reason="typo")
+        recorded = second.append([meeting("new1", "cpusa"), fix])
+        assert [r.seq for r in recorded] == [head.seq + 1, head.seq + 2]
+        with pytest.raises(UnknownTarget):
+            second.append(Corrected(id="c2", target="nowhere", changes={"title": "x"},
+                                    reason="x"))
+    third = JsonlLog(saving)
+    assert (third.head, third._index) == _rebuilt(saving)[::-1]
+    assert JsonlLog(saving, readonly=True).verify().lines == head.seq + 2
+
+
+def test_a_saved_index_is_caught_up_with_what_others_appended(saving: Path) -> None:
+    with JsonlLog(saving) as first:
+        assert first.head.seq
+    with JsonlLog(saving, require_entities=False) as other:
+        other.append([meeting(f"later{n}") for n in range(60)])
+    (saving / ".index").write_bytes((saving / ".index").read_bytes())  # still the older one
+    with JsonlLog(saving) as second:
+        assert (second._index, second.head) == _rebuilt(saving)
+        assert second.get("later59") is not None
+
+
+@pytest.mark.parametrize("change", ["garbage", "cut back", "rewritten", "other log", "gone"])
+def test_a_saved_index_that_does_not_match_the_log_is_not_used(
+    saving: Path, segmented: Path, tmp_path: Path, change: str
+) -> None:
+    with JsonlLog(saving) as first:
+        assert first.head.seq
+    last = sorted(saving.glob("*.jsonl"))[-1]
+    if change == "garbage":
+        (saving / ".index").write_bytes(b'{"version":1,"ids":[')
+    elif change == "cut back":  # the last batch removed: the saved head is no longer there
+        kept = lines(last)
+        last.write_bytes(b"".join(kept[: len(kept) - 1 - orjson.loads(kept[-2]).get("more", 0)]))
+    elif change == "rewritten":  # same length, same seq, another digest
+        kept = lines(last)
+        last.write_bytes(b"".join([*kept[:-1], kept[-1].replace(b"Meeting", b"Meetinq", 1)]))
+    elif change == "other log":
+        other = tmp_path / "other"
+        with JsonlLog(other, require_entities=False, segment_bytes=20_000) as log:
+            for n in range(20):
+                log.append([meeting(f"x{n}-{i}") for i in range(16)])
+        (saving / ".index").write_bytes((other / ".index").read_bytes())
+    elif change == "gone":
+        last.unlink()
+    log = JsonlLog(saving, readonly=True)
+    try:
+        found: Any = (log._index, log.head)
+    except CorruptLog as exc:
+        found = (type(exc), exc.segment, exc.line, exc.field)
+    assert log._saved_seq == 0  # looked for, not used
+    try:
+        expected: Any = _rebuilt(saving)
+    except CorruptLog as exc:
+        expected = (type(exc), exc.segment, exc.line, exc.field)
+    assert found == expected
+
+
+def test_a_crashed_writers_tail_is_quarantined_with_a_saved_index(saving: Path) -> None:
+    with JsonlLog(saving) as first:
+        head = first.head
+    last = sorted(saving.glob("*.jsonl"))[-1]
+    good = last.read_bytes()
+    last.write_bytes(good + b'{"seq":99')
+    with JsonlLog(saving) as log:
+        assert log._saved_seq == head.seq
+        assert log.quarantined == [saving / f"{last.name}.{len(good)}.quarantine"]
+        assert log.append(meeting("after", "pcf"))[0].seq == head.seq + 1
+    assert JsonlLog(saving, readonly=True).verify().lines == head.seq + 1
+
+
+def test_a_reader_uses_a_saved_index_and_never_writes_one(saving: Path) -> None:
+    assert JsonlLog(saving, readonly=True).head.seq
+    assert not (saving / ".index").exists()
+    with JsonlLog(saving) as writer:
+        head = writer.head
+    reader = JsonlLog(saving, readonly=True)
+    assert reader.head == head
+    assert reader._saved_seq == head.seq

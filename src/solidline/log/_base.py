@@ -485,8 +485,8 @@ class EventLog(abc.ABC):
 
     def _catch_up(self) -> None:
         """Bring the id index and head up to date with what is stored (others may append)."""
-        if self._head.seq == 0:  # the first time: most of the log, a block at a time
-            self._index_blocks()
+        if self._head.seq == 0:
+            self._first_catch_up()
         index, head = self._index, self._head
         for line in self._raw_lines(head.seq + 1):
             envelope = _envelope(line)
@@ -498,6 +498,11 @@ class EventLog(abc.ABC):
             head = Head(envelope["seq"], hashlib.sha256(line.raw).hexdigest(),
                         envelope["recorded_at"])
         self._head = head
+
+    def _first_catch_up(self) -> None:
+        """Index the log from its start: most of it a block at a time. A backend that keeps a
+        saved index loads it instead, when it still matches."""
+        self._index_blocks()
 
     def _index_blocks(self) -> None:
         """Index the plainly sound blocks of the log: facts by id alone; other events decoded."""
