@@ -51,7 +51,7 @@ GENESIS = "0" * 64
 # characters; numbers without leading zeros. The data is only seen to be an object (the hash
 # chain vouches for its bytes), and prev only to be 64 characters long (it is compared with the
 # digest of the line before). Matches begin at a line's start and end at its newline, so a block
-# is canonical throughout when it has as many matches as newlines.
+# is canonical throughout when its matches add up to its length.
 _CANONICAL = re.compile(
     rb'^(\{"seq":(0|[1-9][0-9]*),"id":"([^"\\\x00-\x1f]*)","type":"([^"\\\x00-\x1f]*)",'
     rb'"v":(?:0|[1-9][0-9]*),"recorded_at":"([^"\\\x00-\x1f]*)","prev":"(.{64})"'
@@ -565,9 +565,11 @@ def _check_lines(first: int, data: bytes, head: Head) -> _Block | None:
     through ``map``, one conversion of all digests to hex and comparisons of joined bytes.
     """
     found = _CANONICAL.findall(data)
-    if not found or len(found) != data.count(b"\n"):
+    if not found:
         return None
     lines, seqs, ids, types, stamps, prevs, mores = zip(*found, strict=True)
+    if sum(map(len, lines)) != len(data):  # the matches, whole lines, do not cover the block
+        return None
     digests = b"".join(map(_DIGEST, map(hashlib.sha256, lines))).hex().encode()
     if (
         list(map(int, seqs)) != list(range(first, first + len(lines)))
