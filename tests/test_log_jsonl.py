@@ -997,3 +997,27 @@ def test_a_reader_uses_a_saved_index_and_never_writes_one(saving: Path) -> None:
     reader = JsonlLog(saving, readonly=True)
     assert reader.head == head
     assert reader._saved_seq == head.seq
+
+
+_DOOMED: list[_ranges.Range] = []  # the range a worker dies on (set before the workers fork)
+_CHECK_RANGE = _ranges.check_range
+
+
+def _dying(part: _ranges.Range) -> _ranges.RangeFacts | None:
+    if part in _DOOMED:
+        os._exit(1)  # as if killed: no result, no exception
+    return _CHECK_RANGE(part)
+
+
+def test_a_worker_that_dies_leaves_the_rest_to_the_line_by_line_check(
+    segmented: Path, in_ranges: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    segments = sorted((int(p.name[:20]), p) for p in segmented.glob("*.jsonl"))
+    monkeypatch.setattr(_ranges, "check_range", _dying)
+    _DOOMED[:] = [list(_ranges.ranges(segments))[5]]
+    try:
+        assert _verified(segmented) == _verified(segmented, line_by_line=True)
+    finally:
+        _DOOMED.clear()
+    assert in_ranges
+    assert not multiprocessing.active_children()

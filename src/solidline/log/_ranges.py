@@ -16,6 +16,8 @@ import os
 import signal
 import threading
 from collections.abc import Generator, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import attrs
@@ -85,13 +87,22 @@ def ranges(segments: list[tuple[int, Path]]) -> Iterator[Range]:
 def checked_ranges(todo: list[Range], workers: int
                    ) -> Generator[RangeFacts | None, None, None]:
     """The facts of each range in order, checked by ``workers`` forked processes; None for a
-    range that is not plainly sound. The workers are gone when the iterator is closed."""
-    pool = multiprocessing.get_context("fork").Pool(workers, initializer=_ignore_interrupts)
-    try:
-        yield from pool.imap(check_range, todo)
-    finally:
-        pool.terminate()
-        pool.join()
+    range that is not plainly sound, or when a worker died (killed, out of memory): the caller
+    then checks on line by line. When the iterator is closed, the ranges not begun are
+    dropped, and the workers finish the one they are on and exit."""
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_ignore_interrupts) as pool:
+        futures = [pool.submit(check_range, part) for part in todo]
+        try:
+            for future in futures:
+                try:
+                    yield future.result()
+                except BrokenProcessPool:
+                    yield None
+                    return
+        finally:
+            for future in futures:
+                future.cancel()
 
 
 def check_range(part: Range) -> RangeFacts | None:
