@@ -35,7 +35,7 @@ from solidline import (
     event_type,
 )
 from solidline.log import GENESIS, EventLog, Head, _ranges, jsonl
-from solidline.model import Corrected
+from solidline.model import Corrected, Retracted
 
 TESTS = Path(__file__).parent
 FIRST = "00000000000000000001.jsonl"
@@ -1021,3 +1021,39 @@ def test_a_worker_that_dies_leaves_the_rest_to_the_line_by_line_check(
         _DOOMED.clear()
     assert in_ranges
     assert not multiprocessing.active_children()
+
+
+def _indexed(path: Path, *, line_by_line: bool = False) -> tuple[Any, ...]:
+    log = JsonlLog(path, readonly=True)
+    if line_by_line:
+        log._index_blocks = lambda: None  # type: ignore[method-assign]
+    try:
+        head = log.head
+    except CorruptLog as exc:
+        return (type(exc), exc.segment, exc.line, exc.field, exc.reason)
+    return (head, log._index)
+
+
+def test_the_first_catch_up_on_every_core_builds_the_same_index(
+    segmented: Path, tmp_path: Path, in_ranges: list[int]
+) -> None:
+    with JsonlLog(segmented, readonly=True) as log:
+        first = next(r for r in log.read() if r.event.type == "meeting").event
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    for segment in segmented.glob("*.jsonl"):
+        (extra / segment.name).write_bytes(segment.read_bytes())
+    with JsonlLog(extra) as log:  # amendments and entities for the index to hold
+        log.append([*entities("dkp"), Retracted(id="r1", target=first.id, reason="wrong")])
+    assert _indexed(extra) == _indexed(extra, line_by_line=True)
+    chance = random.Random(8)
+    for round_ in range(15):
+        folder = tmp_path / f"log{round_}"
+        folder.mkdir()
+        segments = sorted(extra.glob("*.jsonl"))
+        victim = chance.choice(segments)
+        for segment in segments:
+            content = _tamper(lines(segment), chance) if segment == victim else lines(segment)
+            (folder / segment.name).write_bytes(b"".join(content))
+        assert _indexed(folder) == _indexed(folder, line_by_line=True), round_
+    assert len(in_ranges) == 17  # the writer above, then one for each log checked in ranges

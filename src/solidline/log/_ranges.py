@@ -22,7 +22,7 @@ from pathlib import Path
 
 import attrs
 
-from ._base import _CANONICAL, Head, _check_lines
+from ._base import _CANONICAL, Head, _check_lines, _indexes
 
 __all__ = ["Range", "RangeFacts", "check_range", "checked_ranges", "ranges", "worth_it"]
 
@@ -41,6 +41,7 @@ class Range:
     end: int
     opens: bool
     closes: bool
+    whole_events: bool = False  # send back the lines of events the id index needs whole
 
 
 @attrs.frozen
@@ -55,6 +56,7 @@ class RangeFacts:
     before_last: Head | None  # the line before that, when it is in the range
     more: bytes  # the last line's "more" (empty when it has none)
     ids: str  # every line's id, joined by newlines (ids cannot hold one)
+    events: tuple[tuple[int, bytes], ...] = ()  # seq and line of each event asked for whole
 
 
 def worth_it(total_bytes: int) -> bool:
@@ -68,7 +70,7 @@ def worth_it(total_bytes: int) -> bool:
     )
 
 
-def ranges(segments: list[tuple[int, Path]]) -> Iterator[Range]:
+def ranges(segments: list[tuple[int, Path]], *, whole_events: bool = False) -> Iterator[Range]:
     """The segments cut into ranges of about :data:`RANGE_BYTES`, each ending at a newline.
 
     Bytes after a segment's last newline (a batch being written, or a crashed writer's tail)
@@ -80,7 +82,7 @@ def ranges(segments: list[tuple[int, Path]]) -> Iterator[Range]:
             start = 0
             while start < end:
                 cut = _next_newline(f.fileno(), start + RANGE_BYTES, end)
-                yield Range(str(path), first, start, cut, start == 0, cut == end)
+                yield Range(str(path), first, start, cut, start == 0, cut == end, whole_events)
                 start = cut
 
 
@@ -112,20 +114,21 @@ def check_range(part: Range) -> RangeFacts | None:
     except OSError:
         return None  # gone or unreadable: the line-by-line check says what is wrong
     try:
-        return _check_chunks(_chunks(fd, part.start, part.end))
+        return _check_chunks(_chunks(fd, part.start, part.end), part.whole_events)
     except OSError:
         return None
     finally:
         os.close(fd)
 
 
-def _check_chunks(chunks: Iterator[bytes]) -> RangeFacts | None:
+def _check_chunks(chunks: Iterator[bytes], whole_events: bool) -> RangeFacts | None:
     data = next(chunks, b"")
     opening = _line_before(data)
     if opening is None:
         return None
     head, before, more = opening, opening, b""
-    lines, ids = 0, []
+    lines, ids, events = 0, [], []
+    needs: dict[bytes, bool] = {}  # type name -> whether the index needs its events whole
     while data:
         block = _check_lines(head.seq + 1, data, head)
         if block is None:
@@ -134,9 +137,15 @@ def _check_chunks(chunks: Iterator[bytes]) -> RangeFacts | None:
         head, more = block.head, block.mores[-1]
         lines += len(block.lines)
         ids += block.ids
+        if whole_events:
+            for n, type_name in enumerate(block.types):
+                if type_name not in needs:
+                    needs[type_name] = _indexes(type_name.decode())
+                if needs[type_name]:
+                    events.append((block.first + n, block.lines[n]))
         data = next(chunks, b"")
     return RangeFacts(opening.seq + 1, opening.digest, opening.recorded_at, lines, head,
-                      before if lines > 1 else None, more, "\n".join(ids))
+                      before if lines > 1 else None, more, "\n".join(ids), tuple(events))
 
 
 def _chunks(fd: int, start: int, end: int) -> Iterator[bytes]:
