@@ -15,7 +15,7 @@ import multiprocessing
 import os
 import signal
 import threading
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -24,7 +24,8 @@ import attrs
 
 from ._base import _CANONICAL, Head, _check_lines, _indexes
 
-__all__ = ["Range", "RangeFacts", "check_range", "checked_ranges", "ranges", "worth_it"]
+__all__ = ["Linked", "Range", "RangeFacts", "check_range", "checked_ranges", "linked", "ranges",
+           "worth_it"]
 
 RANGE_BYTES = 8 << 20  # the work a worker takes at a time
 PARALLEL_BYTES = 24 << 20  # below this a log is checked in one process (forking costs more)
@@ -57,6 +58,73 @@ class RangeFacts:
     more: bytes  # the last line's "more" (empty when it has none)
     ids: str  # every line's id, joined by newlines (ids cannot hold one)
     events: tuple[tuple[int, bytes], ...] = ()  # seq and line of each event asked for whole
+
+
+@attrs.define
+class Linked:
+    """The ranges found sound and linked, with their ids, and what they add up to."""
+
+    ranges: list[tuple[Range, RangeFacts, list[str]]] = attrs.Factory(list)
+    lines: int = 0
+    head: Head = attrs.Factory(Head)
+
+
+def linked(segments: list[tuple[int, Path]], seen: set[str], *, whole_events: bool,
+           mark: Callable[[int, int, int, int], None]) -> Linked | None:
+    """The log's ranges checked on every core and linked, or None when that does not pay.
+
+    ``mark`` is told where each linked range starts (seq, segment, offset, line).
+    """
+    if not worth_it(sum(path.stat().st_size for _, path in segments)):
+        return None
+    todo = list(ranges(segments, whole_events=whole_events))
+    checked = checked_ranges(todo, os.cpu_count() or 1)
+    try:
+        return link(todo, checked, seen, mark)
+    finally:
+        checked.close()
+
+
+def link(todo: list[Range], checked: Iterator[RangeFacts | None], seen: set[str],
+         mark: Callable[[int, int, int, int], None]) -> Linked:
+    """Link the checked ranges in order, as far as they are sound and follow each other.
+
+    Like the block check, it stops before the first range that does not fit, and before the
+    last line of those that do (no line checked holds its hash); ``seen`` gets the ids.
+    """
+    result = Linked()
+    head, before = Head(), Head()
+    for part, facts in zip(todo, checked, strict=True):
+        if facts is None or not _follows(part, facts, head):
+            break
+        ids = facts.ids.split("\n")
+        known = len(seen)
+        seen.update(ids)
+        if len(seen) != known + len(ids):  # an id twice: take these back, stop here
+            seen.difference_update(ids)
+            seen.update(id_ for _, _, earlier in result.ranges for id_ in earlier)
+            break
+        result.ranges.append((part, facts, ids))
+        mark(facts.first, part.first, part.start, facts.first - part.first)
+        result.lines += facts.lines
+        before, head = facts.before_last or head, facts.last
+    if result.ranges:  # the last line linked: no line checked so far holds its hash
+        seen.discard(result.ranges[-1][2][-1])
+        result.lines -= 1
+        result.head = before
+    return result
+
+
+def _follows(part: Range, facts: RangeFacts, head: Head) -> bool:
+    """Whether a checked range continues the log after ``head``: seq, chain and time, a
+    segment's first seq as its name says, and a segment's end at the end of a batch."""
+    return (
+        facts.first == head.seq + 1
+        and facts.prev == head.digest
+        and facts.stamp >= head.recorded_at
+        and (not part.opens or facts.first == part.first)
+        and (not part.closes or facts.more in (b"", b"0"))
+    )
 
 
 def worth_it(total_bytes: int) -> bool:

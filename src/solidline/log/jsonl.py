@@ -27,7 +27,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import attrs
 import orjson
 
 from .._errors import ChainBroken, CorruptLog, DurabilityError, LogError
@@ -223,14 +222,14 @@ class JsonlLog(EventLog):
     def _verify_blocks(self, seen: set[str]) -> tuple[int, Head]:
         """Check the chain on every core when the log is big enough for that to pay (see
         :mod:`._ranges`); otherwise a block at a time in this process."""
-        linked = self._sound_ranges(seen, whole_events=False)
+        linked = _ranges.linked(self._segments(), seen, whole_events=False, mark=self._mark)
         if linked is None:
             return super()._verify_blocks(seen)
         return linked.lines, linked.head
 
     def _index_blocks(self) -> None:
         """Index the log as far as it is plainly sound, on every core when that pays."""
-        linked = self._sound_ranges(set(), whole_events=True)
+        linked = _ranges.linked(self._segments(), set(), whole_events=True, mark=self._mark)
         if linked is None:
             super()._index_blocks()
             return
@@ -245,47 +244,6 @@ class JsonlLog(EventLog):
                     line = RawLine(seq, raw, segment, seq - part.first + 1)
                     _index_event(index, ids[seq - facts.first], _decode(line).event, seq)
         self._head = linked.head
-
-    def _sound_ranges(self, seen: set[str], *, whole_events: bool) -> _Linked | None:
-        """The log's ranges checked on every core and linked, or None when that does not pay."""
-        segments = self._segments()
-        if not _ranges.worth_it(sum(path.stat().st_size for _, path in segments)):
-            return None
-        todo = list(_ranges.ranges(segments, whole_events=whole_events))
-        checked = _ranges.checked_ranges(todo, os.cpu_count() or 1)
-        try:
-            return self._link_ranges(todo, checked, seen)
-        finally:
-            checked.close()
-
-    def _link_ranges(self, todo: list[_ranges.Range],
-                     checked: Iterator[_ranges.RangeFacts | None], seen: set[str]) -> _Linked:
-        """Link the checked ranges in order, as far as they are sound and follow each other.
-
-        Like the block check, it stops before the first range that does not fit, and before
-        the last line of those that do (no line checked holds its hash); ``seen`` gets the ids.
-        """
-        linked = _Linked()
-        head, before = Head(), Head()
-        for part, facts in zip(todo, checked, strict=True):
-            if facts is None or not _follows(part, facts, head):
-                break
-            ids = facts.ids.split("\n")
-            known = len(seen)
-            seen.update(ids)
-            if len(seen) != known + len(ids):  # an id twice: take these back, stop here
-                seen.difference_update(ids)
-                seen.update(id_ for _, _, earlier in linked.ranges for id_ in earlier)
-                break
-            linked.ranges.append((part, facts, ids))
-            self._mark(facts.first, part.first, part.start, facts.first - part.first)
-            linked.lines += facts.lines
-            before, head = facts.before_last or head, facts.last
-        if linked.ranges:  # the last line linked: no line checked so far holds its hash
-            seen.discard(linked.ranges[-1][2][-1])
-            linked.lines -= 1
-            linked.head = before
-        return linked
 
     # -- the saved index ---------------------------------------------------------------------------
 
@@ -564,24 +522,3 @@ def _fdatasync(fd: int, path: Path) -> None:
             exc.errno, f"fdatasync of {path} failed ({exc.strerror}); the last append may be "
             "lost: check the disk, then run `solidline verify`",
         ) from None
-
-
-@attrs.define
-class _Linked:
-    """The ranges found sound and linked, with their ids, and what they add up to."""
-
-    ranges: list[tuple[_ranges.Range, _ranges.RangeFacts, list[str]]] = attrs.Factory(list)
-    lines: int = 0
-    head: Head = attrs.Factory(Head)
-
-
-def _follows(part: _ranges.Range, facts: _ranges.RangeFacts, head: Head) -> bool:
-    """Whether a checked range continues the log after ``head``: seq, chain and time, a
-    segment's first seq as its name says, and a segment's end at the end of a batch."""
-    return (
-        facts.first == head.seq + 1
-        and facts.prev == head.digest
-        and facts.stamp >= head.recorded_at
-        and (not part.opens or facts.first == part.first)
-        and (not part.closes or facts.more in (b"", b"0"))
-    )
