@@ -7,6 +7,8 @@ recorded_at inside the range) and sends back only what links it to its neighbour
 line's seq, prev and time, the last line's, and the ids (for the duplicate check). The parent
 links the ranges in order and stops at the first that does not fit; the caller checks on line
 by line from there, so faults are found and reported exactly as the one-process check does.
+The first catch-up of the id index uses the same ranges, asking also for the lines of the
+events the index needs whole (entities and amendments).
 """
 
 from __future__ import annotations
