@@ -101,8 +101,8 @@ class JsonlLog(EventLog):
         fsync_folder(self.path.parent)
 
     def close(self) -> None:
-        if not self.readonly and self._saved_seq is not None:
-            self._save_index_if_behind()
+        if not self.readonly and self._saved_seq is not None and self._sync_failed is None:
+            self._save_index_if_behind()  # (not after a failed sync: the head may be lost)
         if self._writer is not None:
             os.close(self._writer[1])
             self._writer = None
