@@ -1057,3 +1057,38 @@ def test_the_first_catch_up_on_every_core_builds_the_same_index(
             (folder / segment.name).write_bytes(b"".join(content))
         assert _indexed(folder) == _indexed(folder, line_by_line=True), round_
     assert len(in_ranges) == 17  # the writer above, then one for each log checked in ranges
+
+
+def _rechained(source: Path, folder: Path, k: int, old: bytes, new: bytes) -> Path:
+    """A copy of the log with ``old`` replaced in line ``k`` and the chain after it made good
+    again, as a forger would: a fault only decoding the event can find."""
+    folder.mkdir()
+    segments = sorted(source.glob("*.jsonl"))
+    every = [lines(segment) for segment in segments]
+    prev = None
+    for content in every:
+        for n, line in enumerate(content):
+            envelope = orjson.loads(line)
+            if envelope["seq"] == k:
+                line = line.replace(old, new, 1)
+            elif prev is not None:
+                line = line.replace(envelope["prev"].encode(), prev.encode(), 1)
+            content[n] = line
+            prev = sha(line) if envelope["seq"] >= k else None
+    for segment, content in zip(segments, every, strict=True):
+        (folder / segment.name).write_bytes(b"".join(content))
+    return folder
+
+
+def test_an_event_that_does_not_decode_in_a_worker_is_reported_at_its_place(
+    segmented: Path, tmp_path: Path, in_ranges: list[int]
+) -> None:
+    with JsonlLog(segmented, readonly=True) as log:
+        definition = next(r for r in log.read(2) if r.event.type == "entity.defined")
+    folder = _rechained(segmented, tmp_path / "forged", definition.seq, b'"kind":"party"',
+                        b'"kind":"banana"')
+    found = _indexed(folder)
+    assert found == _indexed(folder, line_by_line=True)
+    assert found[0] is CorruptLog
+    assert found[2:4] == (definition.seq, "data.kind")
+    assert in_ranges

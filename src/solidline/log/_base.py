@@ -112,6 +112,14 @@ class _Index:
     same_as: dict[str, tuple[str, str]] = attrs.Factory(dict)  # link id -> (a, b)
     retracted: set[str] = attrs.Factory(set)
 
+    def update(self, other: _Index) -> None:
+        """Add what another index holds (of other lines): as if its events were indexed here."""
+        self.ids.update(other.ids)
+        self.kinds.update(other.kinds)
+        self.entities |= other.entities
+        self.same_as.update(other.same_as)
+        self.retracted |= other.retracted
+
 
 class EventLog(abc.ABC):
     """An append-only log of events with a hash chain. Use a backend: ``JsonlLog``, ``MemoryLog``.

@@ -24,7 +24,17 @@ from pathlib import Path
 
 import attrs
 
-from ._base import _CANONICAL, Head, _check_lines, _indexes
+from .._errors import CorruptLog
+from ._base import (
+    _CANONICAL,
+    Head,
+    RawLine,
+    _check_lines,
+    _decode,
+    _Index,
+    _index_event,
+    _indexes,
+)
 
 __all__ = ["Linked", "Range", "RangeFacts", "check_range", "checked_ranges", "linked", "ranges",
            "worth_it"]
@@ -60,6 +70,9 @@ class RangeFacts:
     more: bytes  # the last line's "more" (empty when it has none)
     ids: str  # every line's id, joined by newlines (ids cannot hold one)
     events: tuple[tuple[int, bytes], ...] = ()  # seq and line of each event asked for whole
+    # with whole_events: those events but the last line's indexed in the worker (the last line
+    # may be one the caller leaves out, so it stays in events)
+    index: _Index | None = None
 
 
 @attrs.define
@@ -184,11 +197,29 @@ def check_range(part: Range) -> RangeFacts | None:
     except OSError:
         return None  # gone or unreadable: the line-by-line check says what is wrong
     try:
-        return _check_chunks(_chunks(fd, part.start, part.end), part.whole_events)
+        facts = _check_chunks(_chunks(fd, part.start, part.end), part.whole_events)
     except OSError:
         return None
     finally:
         os.close(fd)
+    return _indexed(part, facts) if facts is not None and part.whole_events else facts
+
+
+def _indexed(part: Range, facts: RangeFacts) -> RangeFacts | None:
+    """The facts with the events asked for whole indexed, but the last line's; None when one
+    does not decode (the line-by-line catch-up reports it)."""
+    index, segment = _Index(), os.path.basename(part.path)
+    ids = facts.ids.split("\n")
+    for seq, raw in facts.events:
+        if seq != facts.last.seq:
+            line = RawLine(seq, raw, segment, seq - part.first + 1)
+            try:
+                event = _decode(line).event
+            except CorruptLog:
+                return None
+            _index_event(index, ids[seq - facts.first], event, seq)
+    last = tuple(item for item in facts.events if item[0] == facts.last.seq)
+    return attrs.evolve(facts, events=last, index=index)
 
 
 def _check_chunks(chunks: Iterator[bytes], whole_events: bool) -> RangeFacts | None:

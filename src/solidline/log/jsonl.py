@@ -238,8 +238,10 @@ class JsonlLog(EventLog):
             taken = min(len(ids), end - facts.first + 1)
             index.ids.update(zip(ids[:taken], range(facts.first, facts.first + taken),
                                  strict=True))
+            if facts.index is not None:
+                index.update(facts.index)
             segment = os.path.basename(part.path)
-            for seq, raw in facts.events:
+            for seq, raw in facts.events:  # only a range's last line (the workers did the rest)
                 if seq <= end:
                     line = RawLine(seq, raw, segment, seq - part.first + 1)
                     _index_event(index, ids[seq - facts.first], _decode(line).event, seq)
