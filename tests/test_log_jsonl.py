@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import multiprocessing
 import os
 import random
 import signal
@@ -30,9 +31,11 @@ from solidline import (
     JsonlLog,
     LogError,
     UnknownEventType,
+    UnknownTarget,
     event_type,
 )
-from solidline.log import GENESIS, EventLog
+from solidline.log import GENESIS, EventLog, Head, _ranges, jsonl
+from solidline.model import Corrected, Retracted
 
 TESTS = Path(__file__).parent
 FIRST = "00000000000000000001.jsonl"
@@ -709,3 +712,383 @@ def test_a_new_segment_is_made_durable_in_its_directory(
         log.append(meeting(f"m{len(synced) + 100}-{log.head.seq}"))
     assert synced == [str(path)] * 2
     log.close()
+
+
+# -- verify on every core --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def segmented(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A log of about 300 events in batches of 1 to 8, over several segments."""
+    path = tmp_path_factory.mktemp("segmented")
+    chance = random.Random(11)
+    clock = FakeClock()
+    with JsonlLog(path, segment_bytes=20_000, clock=clock) as log:
+        log.append(entities("cpusa", "pcf"))
+        n = 0
+        while n < 300:
+            size = chance.randint(1, 8)
+            log.append([meeting(f"m{n + i}", chance.choice(["cpusa", "pcf"]))
+                        for i in range(size)])
+            clock.advance(chance.choice([0, 1, 3600]))
+            n += size
+    assert len(list(path.glob("*.jsonl"))) > 4
+    return path
+
+
+@pytest.fixture
+def in_small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Verify in one process, in blocks of a few lines (so that faults fall near their ends)."""
+    monkeypatch.setattr(_ranges, "PARALLEL_BYTES", 1 << 62)
+    monkeypatch.setattr(jsonl, "_CHUNK", 2500)
+
+
+@pytest.fixture
+def in_ranges(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Verify in worker processes however small the log, in ranges of a few lines; the list
+    counts the ranges checked (to show the workers did the checking)."""
+    checked: list[int] = []
+    real = _ranges.checked_ranges
+
+    def counting(todo: list[_ranges.Range], workers: int) -> Iterator[Any]:
+        checked.append(len(todo))
+        return real(todo, workers)
+
+    monkeypatch.setattr(_ranges, "PARALLEL_BYTES", 0)
+    monkeypatch.setattr(_ranges, "RANGE_BYTES", 2500)
+    monkeypatch.setattr(_ranges, "checked_ranges", counting)
+    return checked
+
+
+def _verified(path: Path, *, line_by_line: bool = False) -> tuple[Any, ...]:
+    log = JsonlLog(path, readonly=True)
+    if line_by_line:
+        log._verify_blocks = lambda seen: (0, Head())  # type: ignore[method-assign]
+    try:
+        report = log.verify(decode=False)
+    except CorruptLog as exc:
+        return (type(exc), exc.segment, exc.line, exc.field, exc.reason)
+    return (report.lines, report.head)
+
+
+def _tamper(segment: list[bytes], chance: random.Random) -> list[bytes]:
+    lines_ = list(segment)
+    k = chance.randrange(len(lines_))
+    line = lines_[k]
+    how = chance.choice(["letter", "json", "delete", "swap", "duplicate", "more", "crlf",
+                         "tail", "seq"])
+    if how == "letter":
+        at = chance.randrange(1, len(line) - 2)
+        lines_[k] = line[:at] + (b"X" if line[at : at + 1] != b"X" else b"Y") + line[at + 1 :]
+    elif how == "json":
+        lines_[k] = line.replace(b"}", b"]", 1)
+    elif how == "delete":
+        del lines_[k]
+    elif how == "swap" and k + 1 < len(lines_):
+        lines_[k], lines_[k + 1] = lines_[k + 1], lines_[k]
+    elif how == "duplicate":
+        lines_.insert(k, line)
+    elif how == "more":
+        lines_[k] = line.replace(b',"data":', b',"more":3,"data":', 1)
+    elif how == "crlf":
+        lines_[k] = line[:-1] + b"\r\n"
+    elif how == "tail":
+        lines_.append(line[: len(line) // 2])
+    elif how == "seq":
+        lines_[k] = line.replace(b'{"seq":', b'{"seq":0', 1)
+    return lines_
+
+
+def test_verifying_on_every_core_finds_what_the_line_by_line_check_finds(
+    segmented: Path, tmp_path: Path, in_ranges: list[int]
+) -> None:
+    assert _verified(segmented) == _verified(segmented, line_by_line=True)
+    chance = random.Random(5)
+    for round_ in range(40):
+        folder = tmp_path / f"log{round_}"
+        folder.mkdir()
+        segments = sorted(segmented.glob("*.jsonl"))
+        victim = chance.choice(segments)
+        for segment in segments:
+            content = lines(segment)
+            if segment == victim:
+                content = _tamper(content, chance)
+            (folder / segment.name).write_bytes(b"".join(content))
+        assert _verified(folder) == _verified(folder, line_by_line=True), round_
+    assert len(in_ranges) == 41
+    assert min(in_ranges) > 10
+    assert not multiprocessing.active_children()
+
+
+@pytest.mark.usefixtures("in_small_blocks")
+def test_verifying_by_small_blocks_finds_what_the_line_by_line_check_finds(
+    segmented: Path, tmp_path: Path
+) -> None:
+    chance = random.Random(6)
+    for round_ in range(40):
+        folder = tmp_path / f"log{round_}"
+        folder.mkdir()
+        segments = sorted(segmented.glob("*.jsonl"))
+        victim = chance.choice(segments)
+        for segment in segments:
+            content = _tamper(lines(segment), chance) if segment == victim else lines(segment)
+            (folder / segment.name).write_bytes(b"".join(content))
+        assert _verified(folder) == _verified(folder, line_by_line=True), round_
+
+
+def test_verifying_on_every_core_notes_where_lines_start(
+    segmented: Path, in_ranges: list[int]
+) -> None:
+    log = JsonlLog(segmented, readonly=True)
+    report = log.verify(decode=False)
+    assert in_ranges
+    everything = list(JsonlLog(segmented, readonly=True).read())
+    assert report.lines == len(everything)
+    for start in [1, 2, 50, 151, len(everything) - 1, len(everything)]:
+        assert list(log.read(start)) == everything[start - 1 :]
+
+def _with_bad_data(segmented: Path, folder: Path, k: int) -> Path:
+    """A copy of the log whose line ``k`` has a canonical envelope but data that is not JSON."""
+    folder.mkdir()
+    everything = b"".join(segment.read_bytes() for segment in sorted(segmented.glob("*.jsonl")))
+    bad = everything.splitlines(keepends=True)[k - 1].replace(b'"data":{', b'"data":{X', 1)
+    for segment in sorted(segmented.glob("*.jsonl")):
+        content = [bad if orjson.loads(line)["seq"] == k else line for line in lines(segment)]
+        (folder / segment.name).write_bytes(b"".join(content))
+    return folder
+
+
+@pytest.mark.usefixtures("in_small_blocks")
+def test_a_line_whose_data_is_not_json_is_found_at_its_place_by_blocks(
+    segmented: Path, tmp_path: Path
+) -> None:
+    for k in range(1, 80):
+        folder = _with_bad_data(segmented, tmp_path / f"log{k}", k)
+        found = _verified(folder)
+        assert found == _verified(folder, line_by_line=True)
+        assert found[2:4] == (k - int(found[1][:20]) + 1, None)
+
+
+
+def test_a_line_whose_data_is_not_json_is_found_at_its_place_by_ranges(
+    segmented: Path, tmp_path: Path, in_ranges: list[int]
+) -> None:
+    for k in range(1, 80, 3):
+        folder = _with_bad_data(segmented, tmp_path / f"log{k}", k)
+        found = _verified(folder)
+        assert found == _verified(folder, line_by_line=True)
+        assert found[2:4] == (k - int(found[1][:20]) + 1, None)
+    assert in_ranges
+
+
+# -- the saved index -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def saving(monkeypatch: pytest.MonkeyPatch, segmented: Path, tmp_path: Path) -> Path:
+    """A copy of the segmented log; an index is saved after 50 lines indexed."""
+    monkeypatch.setattr(jsonl, "_SAVE_AFTER", 50)
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for segment in segmented.glob("*.jsonl"):
+        (copy / segment.name).write_bytes(segment.read_bytes())
+    return copy
+
+
+def _rebuilt(path: Path) -> tuple[Any, Head]:
+    """The index and head of the log as built from its lines alone (the saved one moved away)."""
+    saved = path / ".index"
+    kept = saved.read_bytes() if saved.exists() else None
+    saved.unlink(missing_ok=True)
+    log = JsonlLog(path, readonly=True)
+    head = log.head
+    if kept is not None:
+        saved.write_bytes(kept)
+    return log._index, head
+
+
+def test_a_writer_saves_the_index_and_the_next_one_starts_from_it(saving: Path) -> None:
+    with JsonlLog(saving) as first:
+        head = first.head
+    assert (saving / ".index").exists()
+    with JsonlLog(saving) as second:
+        assert second._saved_seq == head.seq  # it did not read the log from the start
+        assert (second._index, second.head) == _rebuilt(saving)
+        # it goes on as a writer that read everything would: ids, duplicates, references
+        m3 = second.get("m3")
+        assert m3 is not None
+        assert second.append(m3.event)[0] == m3  # already recorded: not written again
+        fix = Corrected(id="c1", target="m2", changes={"title": "Fixed"}, reason="typo")
+        recorded = second.append([meeting("new1", "cpusa"), fix])
+        assert [r.seq for r in recorded] == [head.seq + 1, head.seq + 2]
+        with pytest.raises(UnknownTarget):
+            second.append(Corrected(id="c2", target="nowhere", changes={"title": "x"},
+                                    reason="x"))
+    third = JsonlLog(saving)
+    assert (third.head, third._index) == _rebuilt(saving)[::-1]
+    assert JsonlLog(saving, readonly=True).verify().lines == head.seq + 2
+
+
+def test_a_saved_index_is_caught_up_with_what_others_appended(saving: Path) -> None:
+    with JsonlLog(saving) as first:
+        assert first.head.seq
+    with JsonlLog(saving, require_entities=False) as other:
+        other.append([meeting(f"later{n}") for n in range(60)])
+    (saving / ".index").write_bytes((saving / ".index").read_bytes())  # still the older one
+    with JsonlLog(saving) as second:
+        assert (second._index, second.head) == _rebuilt(saving)
+        assert second.get("later59") is not None
+
+
+@pytest.mark.parametrize("change", ["garbage", "cut back", "rewritten", "other log", "gone"])
+def test_a_saved_index_that_does_not_match_the_log_is_not_used(
+    saving: Path, segmented: Path, tmp_path: Path, change: str
+) -> None:
+    with JsonlLog(saving) as first:
+        assert first.head.seq
+    last = sorted(saving.glob("*.jsonl"))[-1]
+    if change == "garbage":
+        (saving / ".index").write_bytes(b'{"version":1,"ids":[')
+    elif change == "cut back":  # the last batch removed: the saved head is no longer there
+        kept = lines(last)
+        last.write_bytes(b"".join(kept[: len(kept) - 1 - orjson.loads(kept[-2]).get("more", 0)]))
+    elif change == "rewritten":  # same length, same seq, another digest
+        kept = lines(last)
+        last.write_bytes(b"".join([*kept[:-1], kept[-1].replace(b"Meeting", b"Meetinq", 1)]))
+    elif change == "other log":
+        other = tmp_path / "other"
+        with JsonlLog(other, require_entities=False, segment_bytes=20_000) as log:
+            for n in range(20):
+                log.append([meeting(f"x{n}-{i}") for i in range(16)])
+        (saving / ".index").write_bytes((other / ".index").read_bytes())
+    elif change == "gone":
+        last.unlink()
+    log = JsonlLog(saving, readonly=True)
+    try:
+        found: Any = (log._index, log.head)
+    except CorruptLog as exc:
+        found = (type(exc), exc.segment, exc.line, exc.field)
+    assert log._saved_seq == 0  # looked for, not used
+    try:
+        expected: Any = _rebuilt(saving)
+    except CorruptLog as exc:
+        expected = (type(exc), exc.segment, exc.line, exc.field)
+    assert found == expected
+
+
+def test_a_crashed_writers_tail_is_quarantined_with_a_saved_index(saving: Path) -> None:
+    with JsonlLog(saving) as first:
+        head = first.head
+    last = sorted(saving.glob("*.jsonl"))[-1]
+    good = last.read_bytes()
+    last.write_bytes(good + b'{"seq":99')
+    with JsonlLog(saving) as log:
+        assert log._saved_seq == head.seq
+        assert log.quarantined == [saving / f"{last.name}.{len(good)}.quarantine"]
+        assert log.append(meeting("after", "pcf"))[0].seq == head.seq + 1
+    assert JsonlLog(saving, readonly=True).verify().lines == head.seq + 1
+
+
+def test_a_reader_uses_a_saved_index_and_never_writes_one(saving: Path) -> None:
+    assert JsonlLog(saving, readonly=True).head.seq
+    assert not (saving / ".index").exists()
+    with JsonlLog(saving) as writer:
+        head = writer.head
+    reader = JsonlLog(saving, readonly=True)
+    assert reader.head == head
+    assert reader._saved_seq == head.seq
+
+
+_DOOMED: list[_ranges.Range] = []  # the range a worker dies on (set before the workers fork)
+_CHECK_RANGE = _ranges.check_range
+
+
+def _dying(part: _ranges.Range) -> _ranges.RangeFacts | None:
+    if part in _DOOMED:
+        os._exit(1)  # as if killed: no result, no exception
+    return _CHECK_RANGE(part)
+
+
+def test_a_worker_that_dies_leaves_the_rest_to_the_line_by_line_check(
+    segmented: Path, in_ranges: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    segments = sorted((int(p.name[:20]), p) for p in segmented.glob("*.jsonl"))
+    monkeypatch.setattr(_ranges, "check_range", _dying)
+    _DOOMED[:] = [list(_ranges.ranges(segments))[5]]
+    try:
+        assert _verified(segmented) == _verified(segmented, line_by_line=True)
+    finally:
+        _DOOMED.clear()
+    assert in_ranges
+    assert not multiprocessing.active_children()
+
+
+def _indexed(path: Path, *, line_by_line: bool = False) -> tuple[Any, ...]:
+    log = JsonlLog(path, readonly=True)
+    if line_by_line:
+        log._index_blocks = lambda: None  # type: ignore[method-assign]
+    try:
+        head = log.head
+    except CorruptLog as exc:
+        return (type(exc), exc.segment, exc.line, exc.field, exc.reason)
+    return (head, log._index)
+
+
+def test_the_first_catch_up_on_every_core_builds_the_same_index(
+    segmented: Path, tmp_path: Path, in_ranges: list[int]
+) -> None:
+    with JsonlLog(segmented, readonly=True) as log:
+        first = next(r for r in log.read() if r.event.type == "meeting").event
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    for segment in segmented.glob("*.jsonl"):
+        (extra / segment.name).write_bytes(segment.read_bytes())
+    with JsonlLog(extra) as log:  # amendments and entities for the index to hold
+        log.append([*entities("dkp"), Retracted(id="r1", target=first.id, reason="wrong")])
+    assert _indexed(extra) == _indexed(extra, line_by_line=True)
+    chance = random.Random(8)
+    for round_ in range(15):
+        folder = tmp_path / f"log{round_}"
+        folder.mkdir()
+        segments = sorted(extra.glob("*.jsonl"))
+        victim = chance.choice(segments)
+        for segment in segments:
+            content = _tamper(lines(segment), chance) if segment == victim else lines(segment)
+            (folder / segment.name).write_bytes(b"".join(content))
+        assert _indexed(folder) == _indexed(folder, line_by_line=True), round_
+    assert len(in_ranges) == 17  # the writer above, then one for each log checked in ranges
+
+
+def _rechained(source: Path, folder: Path, k: int, old: bytes, new: bytes) -> Path:
+    """A copy of the log with ``old`` replaced in line ``k`` and the chain after it made good
+    again, as a forger would: a fault only decoding the event can find."""
+    folder.mkdir()
+    segments = sorted(source.glob("*.jsonl"))
+    every = [lines(segment) for segment in segments]
+    prev = None
+    for content in every:
+        for n, line in enumerate(content):
+            envelope = orjson.loads(line)
+            if envelope["seq"] == k:
+                line = line.replace(old, new, 1)
+            elif prev is not None:
+                line = line.replace(envelope["prev"].encode(), prev.encode(), 1)
+            content[n] = line
+            prev = sha(line) if envelope["seq"] >= k else None
+    for segment, content in zip(segments, every, strict=True):
+        (folder / segment.name).write_bytes(b"".join(content))
+    return folder
+
+
+def test_an_event_that_does_not_decode_in_a_worker_is_reported_at_its_place(
+    segmented: Path, tmp_path: Path, in_ranges: list[int]
+) -> None:
+    with JsonlLog(segmented, readonly=True) as log:
+        definition = next(r for r in log.read(2) if r.event.type == "entity.defined")
+    folder = _rechained(segmented, tmp_path / "forged", definition.seq, b'"kind":"party"',
+                        b'"kind":"banana"')
+    found = _indexed(folder)
+    assert found == _indexed(folder, line_by_line=True)
+    assert found[0] is CorruptLog
+    assert found[2:4] == (definition.seq, "data.kind")
+    assert in_ranges

@@ -6,6 +6,7 @@ Layout::
       00000000000000000001.jsonl     lines 1 … n (the name is the first seq, 20 digits)
       00000000000000004711.jsonl     the next segment, begun when the last passed its size
       .lock                          flock'ed by writers
+      .index                         the id index as of some line, to open a big log quickly
       00000000000000004711.jsonl.<offset>.quarantine   bytes a crashed writer left behind
 
 Writers take an exclusive ``flock`` on ``.lock``, write a whole batch with one ``write()`` and
@@ -30,7 +31,8 @@ import orjson
 
 from .._errors import ChainBroken, CorruptLog, DurabilityError, LogError
 from .._files import fsync_folder
-from ._base import EventLog, RawLine
+from . import _ranges, _saved_index
+from ._base import EventLog, Head, RawLine, _decode, _index_event
 
 __all__ = ["JsonlLog"]
 
@@ -38,6 +40,7 @@ _SEGMENT = re.compile(r"(\d{20})\.jsonl")
 _CHUNK = 1 << 20
 _MARK_EVERY = 256  # lines between two marks of where a line starts
 _ENVELOPE_PREFIX = 480  # seq, id, type, v, recorded_at, prev, more fit in this many bytes
+_SAVE_AFTER = 10_000  # lines indexed beyond the saved index that make saving it again worth it
 
 
 class JsonlLog(EventLog):
@@ -81,6 +84,7 @@ class JsonlLog(EventLog):
         self._marks: dict[int, tuple[int, int, int]] = {}  # seq -> segment first seq, offset, line
         self._marked: list[int] = []  # the seqs of _marks, sorted
         self._held: list[tuple[int, Path]] | None = None  # the segments, while the lock is held
+        self._saved_seq: int | None = None  # the head of the saved index, once looked for
         self._open_directory(create and not readonly)
         if not readonly:
             with self._locked():  # recovers a crashed writer's tail, if there is one
@@ -97,6 +101,8 @@ class JsonlLog(EventLog):
         fsync_folder(self.path.parent)
 
     def close(self) -> None:
+        if not self.readonly and self._saved_seq is not None and self._sync_failed is None:
+            self._save_index_if_behind()  # (not after a failed sync: the head may be lost)
         if self._writer is not None:
             os.close(self._writer[1])
             self._writer = None
@@ -196,12 +202,8 @@ class JsonlLog(EventLog):
             self._marks[seq] = (first, offset, line)
             bisect.insort(self._marked, seq)
 
-    def _line_blocks(self) -> Iterator[tuple[int, bytes, list[bytes], bool, str, int]]:
-        """Every whole line, segment after segment, in blocks of about a megabyte.
-
-        Lines are split at ``\n`` only; a block that ``splitlines`` cuts otherwise (a stray
-        ``\r``) comes with an empty list, for the caller to read line by line from there.
-        """
+    def _line_blocks(self) -> Iterator[tuple[int, bytes, bool, str, int]]:
+        """Every whole line, segment after segment, in blocks of about a megabyte."""
         for first, path in self._segments():
             with path.open("rb") as f:
                 seq, offset, rest = first, 0, b""
@@ -213,13 +215,83 @@ class JsonlLog(EventLog):
                     rest = buffer[cut:]
                     if not cut:
                         continue
-                    block = buffer[:cut]
-                    count = block.count(b"\n")
                     self._mark(seq, first, offset, seq - first)
-                    lines = block.splitlines(keepends=True)
-                    yield (seq, block, lines if len(lines) == count else [], not chunk,
-                           path.name, seq - first + 1)
-                    seq, offset = seq + count, offset + cut
+                    yield seq, buffer[:cut], not chunk, path.name, seq - first + 1
+                    seq, offset = seq + buffer.count(b"\n", 0, cut), offset + cut
+
+    def _verify_blocks(self, seen: set[str]) -> tuple[int, Head]:
+        """Check the chain on every core when the log is big enough for that to pay (see
+        :mod:`._ranges`); otherwise a block at a time in this process."""
+        linked = _ranges.linked(self._segments(), seen, whole_events=False, mark=self._mark)
+        if linked is None:
+            return super()._verify_blocks(seen)
+        return linked.lines, linked.head
+
+    def _index_blocks(self) -> None:
+        """Index the log as far as it is plainly sound, on every core when that pays."""
+        linked = _ranges.linked(self._segments(), set(), whole_events=True, mark=self._mark)
+        if linked is None:
+            super()._index_blocks()
+            return
+        index, end = self._index, linked.head.seq  # the last line is left to the catch-up
+        for part, facts, ids in linked.ranges:
+            taken = min(len(ids), end - facts.first + 1)
+            index.ids.update(zip(ids[:taken], range(facts.first, facts.first + taken),
+                                 strict=True))
+            if facts.index is not None:
+                index.update(facts.index)
+            segment = os.path.basename(part.path)
+            for seq, raw in facts.events:  # only a range's last line (the workers did the rest)
+                if seq <= end:
+                    line = RawLine(seq, raw, segment, seq - part.first + 1)
+                    _index_event(index, ids[seq - facts.first], _decode(line).event, seq)
+        self._head = linked.head
+
+    # -- the saved index ---------------------------------------------------------------------------
+
+    def _first_catch_up(self) -> None:
+        if not self._load_index():
+            super()._first_catch_up()
+
+    def _catch_up(self) -> None:
+        super()._catch_up()
+        if not self.readonly:
+            self._save_index_if_behind()
+
+    def _load_index(self) -> bool:
+        """Take the saved index if the log still holds its head line where it says (once)."""
+        if self._saved_seq is not None:
+            return False
+        self._saved_seq = 0
+        saved = _saved_index.load(self.path)
+        if saved is None or not self._holds(saved.head, saved.position):
+            return False
+        self._index, self._head, self._next = saved.index, saved.head, saved.position
+        for seq, place in saved.marks.items():
+            self._mark(seq, *place)
+        self._saved_seq = saved.head.seq
+        return True
+
+    def _holds(self, head: Head, position: tuple[int, int, int, int]) -> bool:
+        """Whether the line just before ``position`` is ``head``: by its digest, the whole log
+        up to it is then the log the index was made from."""
+        path = self._segment_name(position[1])
+        raw = _line_ending_at(path, position[2])
+        return (
+            raw is not None
+            and hashlib.sha256(raw).hexdigest() == head.digest
+            and (_loads(raw) or {}).get("seq") == head.seq
+        )
+
+    def _save_index_if_behind(self) -> None:
+        saved = self._saved_seq or 0
+        if self._head.seq - saved < _SAVE_AFTER or self._next is None:
+            return
+        if self._next[0] != self._head.seq + 1:
+            return  # where the next line starts is not known: the file could not be checked
+        _saved_index.save(self.path, _saved_index.Saved(self._index, self._head, self._next,
+                                                        dict(self._marks)))
+        self._saved_seq = self._head.seq
 
     # -- writing -----------------------------------------------------------------------------------
 
@@ -239,6 +311,8 @@ class JsonlLog(EventLog):
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
         try:
             self._held = self._segments()
+            if self._head.seq == 0:  # the saved index also tells recovery where to look
+                self._load_index()
             self._recover_tail()
             yield
         finally:
@@ -349,6 +423,25 @@ def _read_lines(path: Path, offset: int) -> Iterator[tuple[bytes, int]]:
             offset += begin
             rest = buffer[begin:]
     # an unterminated rest is a batch still being written, or a crashed writer's tail
+
+
+def _line_ending_at(path: Path, offset: int) -> bytes | None:
+    """The whole line that ends (with its newline) just before ``offset``, or None."""
+    try:
+        with path.open("rb") as f:
+            begin, tail = offset, b""
+            while begin > 0:
+                begin = max(0, begin - 4096)
+                f.seek(begin)
+                tail = f.read(offset - begin)
+                if len(tail) != offset - begin or not tail.endswith(b"\n"):
+                    return None
+                start = tail.rfind(b"\n", 0, len(tail) - 1)
+                if start >= 0:
+                    return tail[start + 1 :]
+            return tail or None
+    except OSError:
+        return None
 
 
 def _more(raw: bytes) -> int:
