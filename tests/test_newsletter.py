@@ -16,11 +16,12 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import FakeClock
+from conftest import FakeClock, entities, meeting
 from solidline import (
     Corrected,
     Meeting,
@@ -33,8 +34,8 @@ from solidline import (
     open_log,
 )
 from solidline.digest import Digest, select_digest
-from solidline.newsletter import DigestRenderer
-from solidline.subscribers import Subscriber, load_subscribers
+from solidline.newsletter import DigestRenderer, Mailing, compose
+from solidline.subscribers import LANGUAGES, Subscriber, load_subscribers
 from solidline.unsubscribe import (
     PREVIEW_KEY,
     unsubscribe_links,
@@ -506,6 +507,70 @@ def test_a_preview_says_so(record: MemoryLog) -> None:
     )
     assert "preview key" in out.html
     assert "PREVIEW" in out.text
+
+
+# -- one edition shared by many subscribers -------------------------------------------------------
+
+
+def _long_digest() -> Digest:
+    """A week of 90 new meetings over three relationships, long enough to be cut."""
+    log = MemoryLog(clock=FakeClock(at(2026, 11, 24, 9)))
+    log.append(entities("cpusa", "cpv", "la", "vn"))
+    pairs = [("cpusa", "cpv"), ("la", "vn"), ("cpv", "vn")]
+    log.append(
+        [
+            meeting(f"m{i:03d}", *pairs[i % 3], summary="Talks & more <b>. " * (i % 7 + 1))
+            for i in range(90)
+        ]
+    )
+    return select_digest(log, WEEK)
+
+
+LONG_DIGEST = _long_digest()
+NAMES = st.text(st.sampled_from(list("Ab &<>\"'=;.ຮé\u00a0\u200d\ue000")), max_size=24)
+INTERESTS = st.sampled_from([(), ("cpusa~cpv",), ("la", "vn"), ("vn",)])
+
+
+@pytest.fixture(scope="module")
+def copied_templates(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The packaged templates, copied: an override that renders for each subscriber alone."""
+    folder = tmp_path_factory.mktemp("templates")
+    for name in ("digest.html.j2", "digest.txt.j2"):
+        shutil.copyfile(ROOT / "templates" / name, folder / name)
+    return folder
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    people=st.lists(
+        st.tuples(NAMES, INTERESTS, st.sampled_from(sorted(LANGUAGES))), min_size=1, max_size=8
+    ),
+    limit=st.integers(2_000, 90_000),
+    url=st.sampled_from(["https://example.org/u", 'https://example.org/u?l=a&b="c"<\'>']),
+)
+def test_subscribers_of_one_edition_get_the_bytes_of_their_own_render(
+    copied_templates: Path, people: list[tuple[str, tuple[str, ...], str]], limit: int, url: str
+) -> None:
+    subscribers = [
+        Subscriber(address=f"reader{n}@example.org", name=name, interests=i, language=language)
+        for n, (name, i, language) in enumerate(people)
+    ]
+    mailing = Mailing(
+        title="The record",
+        sender=("The record", "digest@example.org"),
+        list_id="digest.example.org",
+        unsubscribe_url=url,
+        unsubscribe_mailto="digest@example.org",
+        archive_url="https://example.org/record/",
+        max_html_bytes=limit,
+    )
+    shared = compose(LONG_DIGEST, subscribers, mailing, key=KEY)
+    alone = compose(
+        LONG_DIGEST, subscribers, attrs.evolve(mailing, templates=copied_templates), key=KEY
+    )
+    assert [c.rendered for c in shared] == [c.rendered for c in alone]
+    assert [c.message for c in shared] == [c.message for c in alone]
+    assert all(len(c.rendered.html.encode()) <= limit or c.rendered.shown == 0 for c in shared)
 
 
 # -- golden files: the digest of events/ -----------------------------------------------------------
