@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import email.utils
+import functools
 import hashlib
 import re
 import unicodedata
@@ -209,15 +210,21 @@ def _body(text: str, html: str, message_id: str) -> bytes:
 
 
 def _part(subtype: str, content: str, boundary: str) -> str:
-    """One alternative, encoded as ``email.contentmanager`` does (its lines joined by LF,
-    quoted-printable wrapped at the default policy's 78 characters), lines ended by CRLF."""
-    lines = content.encode().splitlines()
-    encoded = quoprimime.body_encode((b"\n".join(lines) + b"\n").decode("latin-1"), _QP_LINE)
+    """One alternative, encoded as ``email.contentmanager`` does: its lines joined by LF and
+    quoted-printable wrapped at the default policy's 78 characters (each line on its own, so
+    line by line is the same), lines ended by CRLF."""
+    lines = content.encode().splitlines() or [b""]  # no text at all is one empty line
+    encoded = "".join(_quoted_printable(line) for line in lines)
     return (
         f'--{boundary}\r\nContent-Type: text/{subtype}; charset="utf-8"\r\n'
-        "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
-        f"{encoded.replace(chr(10), chr(13) + chr(10))}\r\n"
+        f"Content-Transfer-Encoding: quoted-printable\r\n\r\n{encoded}\r\n"
     )
+
+
+@functools.lru_cache(maxsize=16_384)
+def _quoted_printable(line: bytes) -> str:
+    """A line encoded, CRLF after it. Remembered: the messages of one digest share most lines."""
+    return quoprimime.body_encode(line.decode("latin-1"), _QP_LINE, eol="\r\n") + "\r\n"
 
 
 # -- header values ---------------------------------------------------------------------------------
