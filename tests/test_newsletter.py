@@ -513,22 +513,65 @@ def test_a_preview_says_so(record: MemoryLog) -> None:
 
 
 def _long_digest() -> Digest:
-    """A week of 90 new meetings over three relationships, long enough to be cut."""
-    log = MemoryLog(clock=FakeClock(at(2026, 11, 24, 9)))
+    """A week of 90 new meetings over three relationships, long enough to be cut, with
+    corrections of older ones, meetings coming up and anniversaries."""
+    clock = FakeClock(at(2026, 11, 10, 9))
+    log = MemoryLog(clock=clock)
     log.append(entities("cpusa", "cpv", "la", "vn"))
-    pairs = [("cpusa", "cpv"), ("la", "vn"), ("cpv", "vn")]
+    pairs = [("cpusa", "cpv"), ("la", "vn"), ("cpv", "vn"), ("cpusa", "la", "vn")]
+    log.append(
+        [meeting(f"old{i}", *pairs[i % 4], when=f"19{60 + i}-12-0{i % 5 + 1}") for i in range(8)]
+    )
+    clock.now = at(2026, 11, 24, 9)
     log.append(
         [
-            meeting(f"m{i:03d}", *pairs[i % 3], summary="Talks & more <b>. " * (i % 7 + 1))
+            meeting(
+                f"m{i:03d}",
+                *pairs[i % 4],
+                when="2026-12-15" if i % 10 == 0 else "2024-09-22",
+                status="scheduled" if i % 10 == 0 else "occurred",
+                summary="Talks & more <b>. " * (i % 7 + 1),
+            )
             for i in range(90)
+        ]
+    )
+    log.append(
+        [
+            Corrected(id=f"fix{i}", target=f"old{i}", changes={"title": "Fixed"}, reason="typo")
+            for i in (1, 2, 3)
         ]
     )
     return select_digest(log, WEEK)
 
 
 LONG_DIGEST = _long_digest()
+
 NAMES = st.text(st.sampled_from(list("Ab &<>\"'=;.ຮé\u00a0\u200d\ue000")), max_size=24)
 INTERESTS = st.sampled_from([(), ("cpusa~cpv",), ("la", "vn"), ("vn",)])
+
+
+def _names_all_of_one(entities: tuple[str, ...], interests: tuple[str, ...]) -> bool:
+    return any(all(p in entities for p in i.split("~")) for i in interests)
+
+
+@given(
+    st.lists(
+        st.sampled_from(["cpusa", "cpv", "la", "vn", "nobody", "cpusa~cpv", "cpv~vn", "la~vn"]),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_a_part_keeps_what_names_an_interest_in_order(interests: list[str]) -> None:
+    wanted = tuple(interests)
+    digest = LONG_DIGEST
+    part = digest.for_interests(wanted)
+    for name in ("entries", "changes", "upcoming"):
+        everything = getattr(digest, name)
+        kept = tuple(x for x in everything if _names_all_of_one(x.entities, wanted))
+        assert getattr(part, name) == kept
+    assert part.anniversaries == tuple(
+        a for a in digest.anniversaries if _names_all_of_one(a.entry.entities, wanted)
+    )
 
 
 @pytest.fixture(scope="module")

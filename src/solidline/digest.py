@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
-from typing import Literal
+from typing import Literal, TypeVar
 
 import attrs
 
@@ -58,14 +58,7 @@ class Change:
         return self.event.entities()
 
 
-def _matches(entities: Collection[str], interests: Collection[str]) -> bool:
-    if not interests:
-        return True
-    for interest in interests:
-        parts = interest.split("~")
-        if all(p in entities for p in parts):
-            return True
-    return False
+_Item = TypeVar("_Item", Entry, Change, Anniversary)
 
 
 @attrs.frozen
@@ -87,6 +80,11 @@ class Digest:
     upcoming: tuple[Entry, ...]
     anniversaries: tuple[Anniversary, ...]
     names: Mapping[str, str] = attrs.field(eq=False)
+    # for each collection: entity -> the positions of its items that name it, built when first
+    # asked for (a run cuts one digest for hundreds of subscribers)
+    _mentions: dict[str, dict[str, list[int]]] = attrs.field(
+        init=False, factory=dict, eq=False, repr=False
+    )
 
     @property
     def is_empty(self) -> bool:
@@ -99,13 +97,32 @@ class Digest:
             return self
         return attrs.evolve(
             self,
-            entries=tuple(e for e in self.entries if _matches(e.entities, interests)),
-            changes=tuple(c for c in self.changes if _matches(c.entities, interests)),
-            upcoming=tuple(e for e in self.upcoming if _matches(e.entities, interests)),
-            anniversaries=tuple(
-                a for a in self.anniversaries if _matches(a.entry.entities, interests)
-            ),
+            entries=self._matching("entries", self.entries, interests),
+            changes=self._matching("changes", self.changes, interests),
+            upcoming=self._matching("upcoming", self.upcoming, interests),
+            anniversaries=self._matching("anniversaries", self.anniversaries, interests),
         )
+
+    def _matching(
+        self, name: str, items: tuple[_Item, ...], interests: Collection[str]
+    ) -> tuple[_Item, ...]:
+        """The items, in their order, naming every entity of at least one interest."""
+        if name not in self._mentions:
+            index: dict[str, list[int]] = {}
+            for position, item in enumerate(items):
+                entities = item.entry.entities if isinstance(item, Anniversary) else item.entities
+                for entity in entities:
+                    index.setdefault(entity, []).append(position)
+            self._mentions[name] = index
+        mentions = self._mentions[name]
+        found: set[int] = set()
+        for interest in interests:
+            first, *others = interest.split("~")
+            naming = set(mentions.get(first, ()))
+            for entity in others:
+                naming.intersection_update(mentions.get(entity, ()))
+            found |= naming
+        return tuple(items[position] for position in sorted(found))
 
     def name(self, key: str) -> str:
         """The readable name of an entity or a relationship (``"CPUSA – CPV"``)."""
