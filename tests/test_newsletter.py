@@ -36,6 +36,7 @@ from solidline import (
 from solidline.digest import Digest, select_digest
 from solidline.newsletter import DigestRenderer, Mailing, compose
 from solidline.subscribers import LANGUAGES, Subscriber, load_subscribers
+from solidline.timeline import Projection
 from solidline.unsubscribe import (
     PREVIEW_KEY,
     unsubscribe_links,
@@ -330,6 +331,18 @@ def test_the_next_window_is_not_in_this_one(record: MemoryLog) -> None:
     assert after.changes == ()
     before = select_digest(record, window_ending("weekly", dt.date(2026, 11, 23)))
     assert "new-one" not in [e.id for e in before.entries]
+
+
+def test_a_digest_knows_the_entities_defined_now(
+    record: MemoryLog, clock: FakeClock, make_entities: Callable[..., Any]
+) -> None:
+    clock.now = at(2026, 12, 2, 9)
+    record.append(make_entities("newcomer"))
+    selected = select_digest(record, WEEK)
+    assert "newcomer" in selected.defined
+    assert "newcomer" not in selected.names
+    assert selected.defined == set(Projection.from_log(record).entities())
+    assert selected == select_digest(record, WEEK)
 
 
 def test_interests_pick_entries_changes_and_groups(record: MemoryLog) -> None:

@@ -72,6 +72,8 @@ class Digest:
         upcoming: scheduled entries ahead of the window's end.
         anniversaries: anniversaries in the days after the window.
         names: every entity's short name, by id.
+        defined: every entity the record defines when the digest is selected (which may be
+            after the window's end): what subscribers' interests are checked against.
     """
 
     window: Window
@@ -80,6 +82,7 @@ class Digest:
     upcoming: tuple[Entry, ...]
     anniversaries: tuple[Anniversary, ...]
     names: Mapping[str, str] = attrs.field(eq=False)
+    defined: frozenset[str] = attrs.field(default=frozenset(), eq=False)
     # for each collection: entity -> the positions of its items that name it, built when first
     # asked for (a run cuts one digest for hundreds of subscribers)
     _mentions: dict[str, dict[str, list[int]]] = attrs.field(
@@ -166,7 +169,7 @@ def select_digest(log: EventLog, window: Window, *, upcoming_days: int = 60) -> 
     first_day, span = window.days_after()
     everything = Timeline("all", "All events", tuple(entries), definitions, projection.head)
     changes = (_change(projection, r, recorded, window) for r in in_window)
-    return Digest(
+    digest = Digest(
         window=window,
         entries=tuple(e for e in entries if window.contains(e.published)),
         changes=tuple(c for c in changes if c is not None),
@@ -174,6 +177,11 @@ def select_digest(log: EventLog, window: Window, *, upcoming_days: int = 60) -> 
         anniversaries=everything.anniversaries(first_day, before=0, after=span - 1),
         names={k: d.short_name or d.name for k, d in definitions.items()},
     )
+    # the same fold, taken on to the log's end, tells which entities are defined now: only the
+    # lines after the window are read again
+    projection.as_of = None
+    projection.update(log)
+    return attrs.evolve(digest, defined=frozenset(projection.entities()))
 
 
 def _replay(
