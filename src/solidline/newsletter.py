@@ -9,6 +9,7 @@ message per subscriber: rendered, with signed unsubscribe links, as bytes ready 
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets
 from collections.abc import Callable, Iterable, Mapping
@@ -137,13 +138,15 @@ class DigestRenderer:
         return _Edition(
             self,
             _Context(self, digest, interests, language, self._subject(digest), preview),
-            shared=self._packaged("digest.html.j2") and self._packaged("digest.txt.j2"),
+            shared=self._packaged_templates,
         )
 
-    def _packaged(self, name: str) -> bool:
-        """Whether the template ``name`` is solidline's own rather than an override."""
-        filename = self._env.get_template(name).filename
-        return filename is not None and Path(filename).parent in template_folders()
+    @functools.cached_property
+    def _packaged_templates(self) -> bool:
+        """Whether both templates are solidline's own rather than overrides."""
+        names = ("digest.html.j2", "digest.txt.j2")
+        files = [self._env.get_template(name).filename for name in names]
+        return all(f is not None and Path(f).parent in template_folders() for f in files)
 
     def _subject(self, digest: Digest) -> str:
         window = digest.window
