@@ -33,7 +33,7 @@ from solidline import (
     SubscriberError,
     open_log,
 )
-from solidline.digest import Digest, select_digest
+from solidline.digest import Digest, select_digest, select_digest_and_entities
 from solidline.newsletter import DigestRenderer, Mailing, compose
 from solidline.subscribers import LANGUAGES, Subscriber, load_subscribers
 from solidline.timeline import Projection
@@ -333,15 +333,15 @@ def test_the_next_window_is_not_in_this_one(record: MemoryLog) -> None:
     assert "new-one" not in [e.id for e in before.entries]
 
 
-def test_a_digest_knows_the_entities_defined_now(
+def test_the_entities_defined_now_come_with_the_digest(
     record: MemoryLog, clock: FakeClock, make_entities: Callable[..., Any]
 ) -> None:
     clock.now = at(2026, 12, 2, 9)
     record.append(make_entities("newcomer"))
-    selected = select_digest(record, WEEK)
-    assert "newcomer" in selected.defined
+    selected, defined = select_digest_and_entities(record, WEEK)
+    assert "newcomer" in defined
     assert "newcomer" not in selected.names
-    assert selected.defined == set(Projection.from_log(record).entities())
+    assert defined == set(Projection.from_log(record).entities())
     assert selected == select_digest(record, WEEK)
 
 

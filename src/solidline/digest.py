@@ -26,7 +26,7 @@ from .model import Amendment, Corrected, Event, Fact, Retracted, Source, StatusC
 from .timeline import Anniversary, Entry, Projection, Timeline
 from .windows import Window
 
-__all__ = ["Change", "Digest", "select_digest"]
+__all__ = ["Change", "Digest", "select_digest", "select_digest_and_entities"]
 
 ChangeKind = Literal["corrected", "retracted", "status", "withdrawn"]
 
@@ -72,8 +72,6 @@ class Digest:
         upcoming: scheduled entries ahead of the window's end.
         anniversaries: anniversaries in the days after the window.
         names: every entity's short name, by id.
-        defined: every entity the record defines when the digest is selected (which may be
-            after the window's end): what subscribers' interests are checked against.
     """
 
     window: Window
@@ -82,7 +80,6 @@ class Digest:
     upcoming: tuple[Entry, ...]
     anniversaries: tuple[Anniversary, ...]
     names: Mapping[str, str] = attrs.field(eq=False)
-    defined: frozenset[str] = attrs.field(default=frozenset(), eq=False)
     # for each collection: entity -> the positions of its items that name it, built when first
     # asked for (a run cuts one digest for hundreds of subscribers)
     _mentions: dict[str, dict[str, list[int]]] = attrs.field(
@@ -160,7 +157,25 @@ def select_digest(log: EventLog, window: Window, *, upcoming_days: int = 60) -> 
         window: the window of recorded time.
         upcoming_days: how far past the window's end "coming up" looks.
     """
+    return _selected(log, window, upcoming_days, Projection(as_of=window.last_moment))
+
+
+def select_digest_and_entities(
+    log: EventLog, window: Window, *, upcoming_days: int = 60
+) -> tuple[Digest, frozenset[str]]:
+    """:func:`select_digest`, and every entity the record defines now, after the window too
+    (what subscribers' interests are checked against): the same fold, taken on to the log's
+    end, so that the lines before the window's end are read once.
+    """
     projection = Projection(as_of=window.last_moment)
+    digest = _selected(log, window, upcoming_days, projection)
+    projection.as_of = None
+    projection.update(log)
+    return digest, frozenset(projection.entities())
+
+
+def _selected(log: EventLog, window: Window, upcoming_days: int, projection: Projection) -> Digest:
+    """The digest of ``window``, folding the log into ``projection`` up to the window's end."""
     in_window, recorded = _replay(log, window, projection)
     entries = projection.entries()
     definitions = projection.entities()
@@ -169,7 +184,7 @@ def select_digest(log: EventLog, window: Window, *, upcoming_days: int = 60) -> 
     first_day, span = window.days_after()
     everything = Timeline("all", "All events", tuple(entries), definitions, projection.head)
     changes = (_change(projection, r, recorded, window) for r in in_window)
-    digest = Digest(
+    return Digest(
         window=window,
         entries=tuple(e for e in entries if window.contains(e.published)),
         changes=tuple(c for c in changes if c is not None),
@@ -177,11 +192,6 @@ def select_digest(log: EventLog, window: Window, *, upcoming_days: int = 60) -> 
         anniversaries=everything.anniversaries(first_day, before=0, after=span - 1),
         names={k: d.short_name or d.name for k, d in definitions.items()},
     )
-    # the same fold, taken on to the log's end, tells which entities are defined now: only the
-    # lines after the window are read again
-    projection.as_of = None
-    projection.update(log)
-    return attrs.evolve(digest, defined=frozenset(projection.entities()))
 
 
 def _replay(
