@@ -128,10 +128,10 @@ class DigestRenderer:
             unsubscribe: the subscriber's unsubscribe links.
             preview: mark the message as a preview (its links are signed with the preview key).
         """
-        edition = self.edition(digest, subscriber.interests, subscriber.language, preview=preview)
+        edition = self._edition(digest, subscriber.interests, subscriber.language, preview=preview)
         return edition.render(subscriber, unsubscribe)
 
-    def edition(
+    def _edition(
         self, digest: Digest, interests: tuple[str, ...], language: str, *, preview: bool = False
     ) -> _Edition:
         """What every subscriber with these interests and this language gets of ``digest``."""
@@ -562,7 +562,7 @@ def compose(
         )
         same = (interests, subscriber.language)
         if same not in editions:
-            editions[same] = renderer.edition(part, *same, preview=preview)
+            editions[same] = renderer._edition(part, *same, preview=preview)
         rendered = editions[same].render(subscriber, links)
         message = _message(mailing, subscriber, rendered, links, mid, digest.window)
         composed.append(Composed(subscriber, rendered, message))
