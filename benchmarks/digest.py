@@ -100,9 +100,12 @@ timeout = 30
 
 
 def _last_week(log: Path) -> str:
-    """The Monday ending the last whole ISO week of recorded time in the log."""
+    """The Monday ending the last whole ISO week of recorded time in the log that has also
+    ended in real time: a large synthetic log runs years ahead, and the CLI does not send a
+    window that has not ended."""
     with JsonlLog(log, readonly=True) as reader:
         last = dt.date.fromisoformat(reader.head.recorded_at[:10])
+    last = min(last, dt.datetime.now(dt.UTC).date())
     return (last - dt.timedelta(days=last.weekday())).isoformat()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import email.header
+import hashlib
 from collections.abc import Iterator
 from email import policy
 from email.errors import NonASCIILocalPartDefect
@@ -134,6 +135,33 @@ def test_a_message_has_every_header_and_text_before_html() -> None:
 def test_the_same_input_gives_the_same_bytes() -> None:
     assert make().data == make().data
     assert make().data != make(address="other@example.org").data
+
+
+def _body_by_email_package(text: str, html: str, mid: str) -> bytes:
+    """The body as ``email`` writes it: what ``build_message`` wrote before it wrote it out."""
+    body = EmailMessage()
+    body.set_content(text, cte="quoted-printable")
+    body.add_alternative(html, subtype="html", cte="quoted-printable")
+    for part in body.iter_parts():
+        del part["MIME-Version"]
+    body.set_boundary("=_solidline_" + hashlib.sha256(mid.encode()).hexdigest()[:24])
+    return body.as_bytes(policy=policy.SMTP)
+
+
+_BODY_TEXT = st.lists(
+    st.sampled_from([" ", "\t", "\n", "\r", "\r\n", "=", ".", "\x0b", "\x85", "\u2028", "ü"])
+    | st.characters(codec="utf-8")
+    | st.builds(lambda n, c: c * n, st.integers(60, 170), st.sampled_from(["a", " ", "=", "é"])),
+    max_size=60,
+).map("".join)
+
+
+@settings(max_examples=300)
+@given(text=_BODY_TEXT, html=_BODY_TEXT)
+def test_the_body_is_byte_for_byte_what_the_email_package_writes(text: str, html: str) -> None:
+    outgoing = make(text=text, html=html)
+    body = b"MIME-Version: 1.0\r\n" + outgoing.data.split(b"\r\nMIME-Version: 1.0\r\n", 1)[1]
+    assert body == _body_by_email_package(text, html, outgoing.message_id)
 
 
 def test_message_id_is_per_subscriber_and_window() -> None:

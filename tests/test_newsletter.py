@@ -16,11 +16,12 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import FakeClock
+from conftest import FakeClock, entities, meeting
 from solidline import (
     Corrected,
     Meeting,
@@ -32,9 +33,10 @@ from solidline import (
     SubscriberError,
     open_log,
 )
-from solidline.digest import Digest, select_digest
-from solidline.newsletter import DigestRenderer
-from solidline.subscribers import Subscriber, load_subscribers
+from solidline.digest import Digest, select_digest, select_digest_and_entities
+from solidline.newsletter import DigestRenderer, Mailing, compose
+from solidline.subscribers import LANGUAGES, Subscriber, load_subscribers
+from solidline.timeline import Projection
 from solidline.unsubscribe import (
     PREVIEW_KEY,
     unsubscribe_links,
@@ -331,6 +333,18 @@ def test_the_next_window_is_not_in_this_one(record: MemoryLog) -> None:
     assert "new-one" not in [e.id for e in before.entries]
 
 
+def test_the_entities_defined_now_come_with_the_digest(
+    record: MemoryLog, clock: FakeClock, make_entities: Callable[..., Any]
+) -> None:
+    clock.now = at(2026, 12, 2, 9)
+    record.append(make_entities("newcomer"))
+    selected, defined = select_digest_and_entities(record, WEEK)
+    assert "newcomer" in defined
+    assert "newcomer" not in selected.names
+    assert defined == set(Projection.from_log(record).entities())
+    assert selected == select_digest(record, WEEK)
+
+
 def test_interests_pick_entries_changes_and_groups(record: MemoryLog) -> None:
     digest = select_digest(record, WEEK)
     laos = digest.for_interests(("la",))
@@ -506,6 +520,113 @@ def test_a_preview_says_so(record: MemoryLog) -> None:
     )
     assert "preview key" in out.html
     assert "PREVIEW" in out.text
+
+
+# -- one edition shared by many subscribers -------------------------------------------------------
+
+
+def _long_digest() -> Digest:
+    """A week of 90 new meetings over three relationships, long enough to be cut, with
+    corrections of older ones, meetings coming up and anniversaries."""
+    clock = FakeClock(at(2026, 11, 10, 9))
+    log = MemoryLog(clock=clock)
+    log.append(entities("cpusa", "cpv", "la", "vn"))
+    pairs = [("cpusa", "cpv"), ("la", "vn"), ("cpv", "vn"), ("cpusa", "la", "vn")]
+    log.append(
+        [meeting(f"old{i}", *pairs[i % 4], when=f"19{60 + i}-12-0{i % 5 + 1}") for i in range(8)]
+    )
+    clock.now = at(2026, 11, 24, 9)
+    log.append(
+        [
+            meeting(
+                f"m{i:03d}",
+                *pairs[i % 4],
+                when="2026-12-15" if i % 10 == 0 else "2024-09-22",
+                status="scheduled" if i % 10 == 0 else "occurred",
+                summary="Talks & more <b>. " * (i % 7 + 1),
+            )
+            for i in range(90)
+        ]
+    )
+    log.append(
+        [
+            Corrected(id=f"fix{i}", target=f"old{i}", changes={"title": "Fixed"}, reason="typo")
+            for i in (1, 2, 3)
+        ]
+    )
+    return select_digest(log, WEEK)
+
+
+LONG_DIGEST = _long_digest()
+
+NAMES = st.text(st.sampled_from(list("Ab &<>\"'=;.ຮé\u00a0\u200d\ue000")), max_size=24)
+INTERESTS = st.sampled_from([(), ("cpusa~cpv",), ("la", "vn"), ("vn",)])
+
+
+def _names_all_of_one(entities: tuple[str, ...], interests: tuple[str, ...]) -> bool:
+    return any(all(p in entities for p in i.split("~")) for i in interests)
+
+
+@given(
+    st.lists(
+        st.sampled_from(["cpusa", "cpv", "la", "vn", "nobody", "cpusa~cpv", "cpv~vn", "la~vn"]),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_a_part_keeps_what_names_an_interest_in_order(interests: list[str]) -> None:
+    wanted = tuple(interests)
+    digest = LONG_DIGEST
+    part = digest.for_interests(wanted)
+    for name in ("entries", "changes", "upcoming"):
+        everything = getattr(digest, name)
+        kept = tuple(x for x in everything if _names_all_of_one(x.entities, wanted))
+        assert getattr(part, name) == kept
+    assert part.anniversaries == tuple(
+        a for a in digest.anniversaries if _names_all_of_one(a.entry.entities, wanted)
+    )
+
+
+@pytest.fixture(scope="module")
+def copied_templates(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The packaged templates, copied: an override that renders for each subscriber alone."""
+    folder = tmp_path_factory.mktemp("templates")
+    for name in ("digest.html.j2", "digest.txt.j2"):
+        shutil.copyfile(ROOT / "templates" / name, folder / name)
+    return folder
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    people=st.lists(
+        st.tuples(NAMES, INTERESTS, st.sampled_from(sorted(LANGUAGES))), min_size=1, max_size=8
+    ),
+    limit=st.integers(2_000, 90_000),
+    url=st.sampled_from(["https://example.org/u", 'https://example.org/u?l=a&b="c"<\'>']),
+)
+def test_subscribers_of_one_edition_get_the_bytes_of_their_own_render(
+    copied_templates: Path, people: list[tuple[str, tuple[str, ...], str]], limit: int, url: str
+) -> None:
+    subscribers = [
+        Subscriber(address=f"reader{n}@example.org", name=name, interests=i, language=language)
+        for n, (name, i, language) in enumerate(people)
+    ]
+    mailing = Mailing(
+        title="The record",
+        sender=("The record", "digest@example.org"),
+        list_id="digest.example.org",
+        unsubscribe_url=url,
+        unsubscribe_mailto="digest@example.org",
+        archive_url="https://example.org/record/",
+        max_html_bytes=limit,
+    )
+    shared = compose(LONG_DIGEST, subscribers, mailing, key=KEY)
+    alone = compose(
+        LONG_DIGEST, subscribers, attrs.evolve(mailing, templates=copied_templates), key=KEY
+    )
+    assert [c.rendered for c in shared] == [c.rendered for c in alone]
+    assert [c.message for c in shared] == [c.message for c in alone]
+    assert all(len(c.rendered.html.encode()) <= limit or c.rendered.shown == 0 for c in shared)
 
 
 # -- golden files: the digest of events/ -----------------------------------------------------------

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
-from typing import Literal
+from typing import Literal, TypeVar
 
 import attrs
 
@@ -26,7 +26,7 @@ from .model import Amendment, Corrected, Event, Fact, Retracted, Source, StatusC
 from .timeline import Anniversary, Entry, Projection, Timeline
 from .windows import Window
 
-__all__ = ["Change", "Digest", "select_digest"]
+__all__ = ["Change", "Digest", "select_digest", "select_digest_and_entities"]
 
 ChangeKind = Literal["corrected", "retracted", "status", "withdrawn"]
 
@@ -58,14 +58,7 @@ class Change:
         return self.event.entities()
 
 
-def _matches(entities: Collection[str], interests: Collection[str]) -> bool:
-    if not interests:
-        return True
-    for interest in interests:
-        parts = interest.split("~")
-        if all(p in entities for p in parts):
-            return True
-    return False
+_Item = TypeVar("_Item", Entry, Change, Anniversary)
 
 
 @attrs.frozen
@@ -87,6 +80,11 @@ class Digest:
     upcoming: tuple[Entry, ...]
     anniversaries: tuple[Anniversary, ...]
     names: Mapping[str, str] = attrs.field(eq=False)
+    # for each collection: entity -> the positions of its items that name it, built when first
+    # asked for (a run cuts one digest for hundreds of subscribers)
+    _mentions: dict[str, dict[str, list[int]]] = attrs.field(
+        init=False, factory=dict, eq=False, repr=False
+    )
 
     @property
     def is_empty(self) -> bool:
@@ -99,13 +97,32 @@ class Digest:
             return self
         return attrs.evolve(
             self,
-            entries=tuple(e for e in self.entries if _matches(e.entities, interests)),
-            changes=tuple(c for c in self.changes if _matches(c.entities, interests)),
-            upcoming=tuple(e for e in self.upcoming if _matches(e.entities, interests)),
-            anniversaries=tuple(
-                a for a in self.anniversaries if _matches(a.entry.entities, interests)
-            ),
+            entries=self._matching("entries", self.entries, interests),
+            changes=self._matching("changes", self.changes, interests),
+            upcoming=self._matching("upcoming", self.upcoming, interests),
+            anniversaries=self._matching("anniversaries", self.anniversaries, interests),
         )
+
+    def _matching(
+        self, name: str, items: tuple[_Item, ...], interests: Collection[str]
+    ) -> tuple[_Item, ...]:
+        """The items, in their order, naming every entity of at least one interest."""
+        if name not in self._mentions:
+            index: dict[str, list[int]] = {}
+            for position, item in enumerate(items):
+                entities = item.entry.entities if isinstance(item, Anniversary) else item.entities
+                for entity in entities:
+                    index.setdefault(entity, []).append(position)
+            self._mentions[name] = index
+        mentions = self._mentions[name]
+        found: set[int] = set()
+        for interest in interests:
+            first, *others = interest.split("~")
+            naming = set(mentions.get(first, ()))
+            for entity in others:
+                naming.intersection_update(mentions.get(entity, ()))
+            found |= naming
+        return tuple(items[position] for position in sorted(found))
 
     def name(self, key: str) -> str:
         """The readable name of an entity or a relationship (``"CPUSA – CPV"``)."""
@@ -140,7 +157,25 @@ def select_digest(log: EventLog, window: Window, *, upcoming_days: int = 60) -> 
         window: the window of recorded time.
         upcoming_days: how far past the window's end "coming up" looks.
     """
+    return _selected(log, window, upcoming_days, Projection(as_of=window.last_moment))
+
+
+def select_digest_and_entities(
+    log: EventLog, window: Window, *, upcoming_days: int = 60
+) -> tuple[Digest, frozenset[str]]:
+    """:func:`select_digest`, and every entity the record defines now, after the window too
+    (what subscribers' interests are checked against): the same fold, taken on to the log's
+    end, so that the lines before the window's end are read once.
+    """
     projection = Projection(as_of=window.last_moment)
+    digest = _selected(log, window, upcoming_days, projection)
+    projection.as_of = None
+    projection.update(log)
+    return digest, frozenset(projection.entities())
+
+
+def _selected(log: EventLog, window: Window, upcoming_days: int, projection: Projection) -> Digest:
+    """The digest of ``window``, folding the log into ``projection`` up to the window's end."""
     in_window, recorded = _replay(log, window, projection)
     entries = projection.entries()
     definitions = projection.entities()

@@ -9,14 +9,17 @@ message per subscriber: rendered, with signed unsubscribe links, as bytes ready 
 
 from __future__ import annotations
 
+import functools
 import re
+import secrets
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 import css_inline
 import jinja2
+from markupsafe import escape
 
 from ._errors import ConfigError, SubscriberError
 from .config import Config, NewsletterConfig, SiteConfig
@@ -125,15 +128,25 @@ class DigestRenderer:
             unsubscribe: the subscriber's unsubscribe links.
             preview: mark the message as a preview (its links are signed with the preview key).
         """
-        subject = self._subject(digest)
-        context = _Context(self, digest, subscriber, unsubscribe, subject, preview)
-        total = len(digest.entries)
-        html = self._html(context.build(total))
-        shown = total
-        if len(html.encode()) > self.max_html_bytes:
-            shown, html = self._fit(context, total)
-        text = self._env.get_template("digest.txt.j2").render(context.build(shown))
-        return Rendered(subject, html, text, shown, total - shown)
+        edition = self._edition(digest, subscriber.interests, subscriber.language, preview=preview)
+        return edition.render(subscriber, unsubscribe)
+
+    def _edition(
+        self, digest: Digest, interests: tuple[str, ...], language: str, *, preview: bool = False
+    ) -> _Edition:
+        """What every subscriber with these interests and this language gets of ``digest``."""
+        return _Edition(
+            self,
+            _Context(self, digest, interests, language, self._subject(digest), preview),
+            shared=self._packaged_templates,
+        )
+
+    @functools.cached_property
+    def _packaged_templates(self) -> bool:
+        """Whether both templates are solidline's own rather than overrides."""
+        names = ("digest.html.j2", "digest.txt.j2")
+        files = [self._env.get_template(name).filename for name in names]
+        return all(f is not None and Path(f).parent in template_folders() for f in files)
 
     def _subject(self, digest: Digest) -> str:
         window = digest.window
@@ -151,50 +164,167 @@ class DigestRenderer:
         raw = self._env.get_template("digest.html.j2").render(context)
         return self._inliner.inline(raw)
 
-    def _fit(self, context: _Context, total: int) -> tuple[int, str]:
-        """The most new entries whose HTML fits the limit (a binary search), and that HTML."""
-        low, high = 0, total - 1
-        best = self._html(context.build(0))
-        while low < high:
-            middle = (low + high + 1) // 2
-            html = self._html(context.build(middle))
-            if len(html.encode()) <= self.max_html_bytes:
-                low, best = middle, html
-            else:
-                high = middle - 1
-        return low, best
+    def _text(self, context: Mapping[str, Any]) -> str:
+        return self._env.get_template("digest.txt.j2").render(context)
+
+    def _in_html(self, personal: _Personal) -> _Personal:
+        """The personal values as the HTML body holds them: escaped, then as the inliner
+        writes a text node (the salutation) and an attribute (the unsubscribe link)."""
+        raw = f'<p>{escape(personal.salutation)}</p><a href="{escape(personal.unsubscribe_url)}">'
+        inlined = self._inliner.inline(raw)
+        salutation = inlined.partition("<p>")[2].partition("</p>")[0]
+        url = inlined.partition('<a href="')[2].partition('">')[0]
+        return _Personal(salutation, url)
+
+
+class _Personal(NamedTuple):
+    """What differs between two subscribers of one edition: salutation and unsubscribe link."""
+
+    salutation: str
+    unsubscribe_url: str
+
+
+# Where a shared render puts each subscriber's own values: private-use characters (which
+# clean_text takes out of names) around a token no record's text can hold by chance or design.
+_TOKEN = secrets.token_hex(8)
+_MARKS = _Personal(f"\ue000{_TOKEN}:salutation\ue000", f"\ue000{_TOKEN}:unsubscribe\ue000")
+
+
+def _personalised(text: str, values: _Personal) -> str:
+    """``text`` with the marks replaced by one subscriber's ``values``."""
+    for mark, value in zip(_MARKS, values, strict=True):
+        text = text.replace(mark, value)
+    return text
+
+
+@attrs.frozen
+class _Page:
+    """An HTML body rendered with the marks: its size in UTF-8 bytes, and how often each mark
+    occurs in it, make its size for any subscriber a sum."""
+
+    html: str
+    size: int
+    counts: tuple[int, ...]
+
+    @classmethod
+    def of(cls, html: str) -> _Page:
+        return cls(html, len(html.encode()), tuple(html.count(mark) for mark in _MARKS))
+
+    def size_for(self, forms: _Personal) -> int:
+        """The size with the marks replaced by ``forms`` (the values as the HTML holds them)."""
+        return self.size + sum(
+            count * (len(form.encode()) - len(mark.encode()))
+            for count, form, mark in zip(self.counts, forms, _MARKS, strict=True)
+        )
+
+
+class _Edition:
+    """One digest part as rendered for every subscriber with the same interests and language.
+
+    With solidline's own templates, whose only personal values are the salutation (a text
+    node) and the unsubscribe link (an ``href``), the bodies are rendered and CSS-inlined once
+    per number of entries shown, with marks where those values go: a subscriber's bodies are
+    these with the marks replaced, and fitting the size limit is arithmetic on them. The bytes
+    are those a render of the subscriber's own values gives. Templates that override them may
+    use the values in any way, so they are rendered for each subscriber.
+    """
+
+    def __init__(self, renderer: DigestRenderer, context: _Context, *, shared: bool) -> None:
+        self._renderer = renderer
+        self._context = context
+        self._shared = shared
+        self._pages: dict[int, _Page] = {}
+        self._texts: dict[int, str] = {}
+
+    def render(self, subscriber: Subscriber, unsubscribe: Unsubscribe) -> Rendered:
+        """The bodies for one subscriber of this edition."""
+        personal = _Personal(subscriber.salutation(), unsubscribe.url)
+        if self._shared:
+            return self._fitted(personal, self._renderer._in_html(personal))
+        own = _Edition(self._renderer, self._context.with_values(personal), shared=False)
+        return own._fitted(personal, personal)  # no marks in its pages: nothing is replaced
+
+    def _fitted(self, personal: _Personal, forms: _Personal) -> Rendered:
+        """All new entries if their HTML fits the limit, else the most that fit."""
+        limit = self._renderer.max_html_bytes
+        total = len(self._context.digest.entries)
+        shown = total
+        if self._page(total).size_for(forms) > limit:
+            shown = _most_that_fit(lambda n: self._page(n).size_for(forms) <= limit, total)
+        html = _personalised(self._page(shown).html, forms)
+        text = _personalised(self._text(shown), personal)
+        return Rendered(self._context.subject, html, text, shown, total - shown)
+
+    def _page(self, shown: int) -> _Page:
+        if shown not in self._pages:
+            self._pages[shown] = _Page.of(self._renderer._html(self._context.build(shown)))
+        return self._pages[shown]
+
+    def _text(self, shown: int) -> str:
+        if shown not in self._texts:
+            self._texts[shown] = self._renderer._text(self._context.build(shown))
+        return self._texts[shown]
+
+
+def _most_that_fit(fits: Callable[[int], bool], total: int) -> int:
+    """The most new entries (below ``total``) whose HTML fits: a binary search, 0 if none do."""
+    low, high = 0, total - 1
+    while low < high:
+        middle = (low + high + 1) // 2
+        if fits(middle):
+            low = middle
+        else:
+            high = middle - 1
+    return low
 
 
 @attrs.define
 class _Context:
-    """Builds the templates' variables; ``build(n)`` shows the first ``n`` new entries."""
+    """Builds the templates' variables; ``build(n)`` shows the first ``n`` new entries.
+
+    What does not depend on ``n`` is built once.
+    """
 
     renderer: DigestRenderer
     digest: Digest
-    subscriber: Subscriber
-    unsubscribe: Unsubscribe
+    interests: tuple[str, ...]
+    language: str
     subject: str
     preview: bool
+    values: _Personal = _MARKS
+    _groups: list[tuple[str, list[Entry]]] | None = None
+    _fixed: dict[str, Any] | None = None
+
+    def with_values(self, values: _Personal) -> _Context:
+        """The same context with these personal values instead of the marks."""
+        return attrs.evolve(self, values=values, groups=self._groups, fixed=self._fixed)
 
     def build(self, shown: int) -> dict[str, Any]:
-        digest, subscriber = self.digest, self.subscriber
-        groups = digest.groups(subscriber.interests)
+        if self._groups is None or self._fixed is None:
+            self._groups = self.digest.groups(self.interests)
+            self._fixed = self._shared_variables(len(self._groups))
+        return {
+            **self._fixed,
+            "salutation": self.values.salutation,
+            "unsubscribe_url": self.values.unsubscribe_url,
+            "groups": _first_entries(self._groups, shown),
+            "omitted": len(self.digest.entries) - min(shown, len(self.digest.entries)),
+        }
+
+    def _shared_variables(self, groups: int) -> dict[str, Any]:
+        digest = self.digest
         return {
             "title": self.renderer.title,
             "subject": self.subject,
             "period": _period_name(digest.window),
             "dates": digest.window.dates(),
-            "language": subscriber.language,
-            "salutation": subscriber.salutation(),
-            "intro": _intro(digest, len(groups)),
-            "groups": _first_entries(groups, shown),
-            "omitted": len(digest.entries) - min(shown, len(digest.entries)),
+            "language": self.language,
+            "intro": _intro(digest, groups),
             "changes": [_change_item(c) for c in digest.changes],
             "upcoming": [_item(e) for e in digest.upcoming],
             "anniversaries": [_anniversary_item(a) for a in digest.anniversaries],
             "archive_url": self.renderer.archive_url,
-            "unsubscribe_url": self.unsubscribe.url,
-            "interests": [digest.name(i) for i in subscriber.interests],
+            "interests": [digest.name(i) for i in self.interests],
             "preview": self.preview,
         }
 
@@ -411,10 +541,16 @@ def compose(
         skip: Message-IDs for which nothing need be rendered (already planned).
     """
     renderer = mailing.renderer()
+    # subscribers who ask for the same get the same part and, in one language, one edition
+    parts: dict[tuple[str, ...], Digest] = {}
+    editions: dict[tuple[tuple[str, ...], str], _Edition] = {}
     composed = []
     for subscriber in subscribers:
         mid = message_id(digest.window.label, subscriber.address, mailing.domain, mailing.list_id)
-        part = digest.for_interests(subscriber.interests)
+        interests = subscriber.interests
+        if interests not in parts:
+            parts[interests] = digest.for_interests(interests)
+        part = parts[interests]
         if (skip is not None and skip(mid)) or (part.is_empty and not send_empty):
             continue
         links = unsubscribe_links(
@@ -424,7 +560,10 @@ def compose(
             url=mailing.unsubscribe_url,
             mailto=mailing.unsubscribe_mailto,
         )
-        rendered = renderer.render(part, subscriber, unsubscribe=links, preview=preview)
+        same = (interests, subscriber.language)
+        if same not in editions:
+            editions[same] = renderer._edition(part, *same, preview=preview)
+        rendered = editions[same].render(subscriber, links)
         message = _message(mailing, subscriber, rendered, links, mid, digest.window)
         composed.append(Composed(subscriber, rendered, message))
     return composed
