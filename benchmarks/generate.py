@@ -457,6 +457,12 @@ def cached_log(count: int, seed: int = 1, root: str | os.PathLike[str] | None = 
         base.mkdir(parents=True, exist_ok=True)
         generate(path, count, seed)
         marker.touch()
+    if not (path / ".index").exists():
+        # a log written by appends has the id index its writers save beside the segments
+        from solidline import JsonlLog
+
+        with JsonlLog(path) as log:
+            log.head  # noqa: B018 (a writer catching up saves the index)
     return path
 
 

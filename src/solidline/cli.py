@@ -477,15 +477,15 @@ class _DigestRun:
         self.send_empty = send_empty
 
     def _select(self, location: str, window: Window) -> tuple[Digest, tuple[Subscriber, ...]]:
-        from .digest import select_digest
+        from .digest import select_digest_and_entities
         from .subscribers import load_subscribers
-        from .timeline import Projection
 
         with open_log(location, readonly=True) as source:
-            selected = select_digest(source, window, upcoming_days=self.mailing.upcoming_days)
             # interests are checked against the record as it is now: an entity defined after
-            # the window is not a subscriber's mistake
-            known = Projection.from_log(source).entities().keys()
+            # the window is not a subscriber's mistake (one fold gives both)
+            selected, known = select_digest_and_entities(
+                source, window, upcoming_days=self.mailing.upcoming_days
+            )
         settings = self.config.require_newsletter()
         subscribers = load_subscribers(self.config.path(settings.subscribers), entities=known)
         click.echo(
