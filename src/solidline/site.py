@@ -75,8 +75,8 @@ from .codec import Recorded, format_timestamp
 from .config import Config, SiteConfig
 from .log import EventLog, Head, JsonlLog, open_log
 from .pages import (
-    Section,
     STYLESHEET,
+    Section,
     Target,
     page_environment,
     render_index,
