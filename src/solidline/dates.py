@@ -212,6 +212,9 @@ def _invalid(text: str, reason: str) -> InvalidDate:
 
 def _parse_single(part: str, text: str) -> EDTFDate:
     """Parse one date (not an interval); ``text`` is the whole string, for messages."""
+    plain = _plain_day(part)
+    if plain is not None:
+        return plain
     match = _SINGLE.fullmatch(part)
     if match is None:
         raise _invalid(text, _explain_mismatch(part))
@@ -233,6 +236,25 @@ def _parse_single(part: str, text: str) -> EDTFDate:
         uncertain=qualifier in ("?", "%"),
         approximate=qualifier in ("~", "%"),
     )
+
+
+def _plain_day(part: str) -> EDTFDate | None:
+    """``YYYY-MM-DD`` naming a real day, the form most dates take; None for anything else.
+
+    The same date :func:`_parse_single` builds, without the regular expression: a record of a
+    million events holds tens of thousands of distinct days. Anything unusual (another form, a
+    day that does not exist, year 0000) is left to the general parser and its messages.
+    """
+    if len(part) != 10 or part[4] != "-" or part[7] != "-" or not part.isascii():
+        return None
+    year, month, day = part[:4], part[5:7], part[8:]
+    if not (year.isdigit() and month.isdigit() and day.isdigit()):
+        return None
+    try:
+        exact = datetime.date(int(year), int(month), int(day))
+    except ValueError:
+        return None
+    return EDTFDate(text=part, lower=exact, upper=exact, precision=Precision.DAY)
 
 
 def _explain_mismatch(part: str) -> str:
