@@ -203,7 +203,7 @@ def structure_event(cls: type[Event], data: dict[str, Any], *, where: str | None
     fast = _FAST.get(cls, _UNBUILT)
     if fast is _UNBUILT:
         fast = _fast_structure_fn(cls)
-    if fast is not None:
+    if fast is not None and not _validators_disabled():
         try:
             return fast(data)  # type: ignore[no-any-return]
         except Exception:  # cattrs structures it, or says exactly what is wrong
@@ -234,6 +234,9 @@ class _Unusual(Exception):
 
 _UNBUILT: Any = object()
 _MISSING: Any = object()
+# the fast path runs validators as attrs' __init__ does when they are on; when they are off,
+# the converter builds the objects (and nothing unvalidated is remembered)
+_validators_disabled = attrs.validators.get_disabled
 
 
 def _fast_structure_fn(cls: type) -> Callable[[Any], Any] | None:
@@ -374,6 +377,8 @@ def _fast_value(kind: Any, var: str, names: dict[str, Any], *, share: bool = Tru
         if item[1] == "x":
             checks.extend([f"for x in {var}:", *("    " + c for c in item[0])] if item[0] else [])
             return checks, f"tuple({var})"
+        if not item[0]:  # a nested class: its function checks it
+            return checks, f"tuple([{item[1]} for x in {var}])"
         name = f"item{len(names)}"
         exec(f"def {name}(x):\n" + "".join(f"    {c}\n" for c in item[0]) +
              f"    return {item[1]}\n", names)
@@ -386,7 +391,7 @@ def _fast_value(kind: Any, var: str, names: dict[str, Any], *, share: bool = Tru
         if nested is None:
             return None
         name = f"nested{len(names)}"
-        names[name] = _memoized(kind, nested)
+        names[name] = _memoized(kind, nested, names, name)
         return [], f"{name}({var})"
     return None
 
@@ -397,37 +402,39 @@ _SHARED_LENGTH = 32
 _SHARED_SIZE = 1 << 18
 
 
-def _memoized(cls: type, structure: Callable[[Any], Any]) -> Callable[[Any], Any]:
+def _memoized(cls: type, structure: Callable[[Any], Any], names: dict[str, Any], name: str
+              ) -> Callable[[Any], Any]:
     """``structure`` for a value class that is made of strings only, remembering what it made.
 
-    The same participant, person or source appears in many events: its object is built and
-    validated once, and shared (it is frozen). Classes with other fields are not remembered, as
-    ``1 == True`` would then mistake one value for another.
+    The same participant or person appears in many events: its object is built and validated
+    once, and shared (it is frozen). The data's items are the key: a successful build holds
+    only strings and None, so no ``1 == True`` can mistake one value for another, and a value
+    that cannot be a key (a list) is not ours to remember. Where values rarely repeat (sources,
+    with their own URLs and quotes), remembering only costs: after a few thousand look-ups the
+    generated code that calls it as ``names[name]`` is pointed at ``structure`` itself.
     """
     hints = typing.get_type_hints(cls)
     fields = [f.name for f in attrs.fields(cls)]
     if not all(hints[f] in (str, str | None, EDTFDate, EDTFDate | None) for f in fields):
         return structure
     made: dict[tuple[Any, ...], Any] = {}
-    tally = [0, 0]  # look-ups, finds: where values rarely repeat, remembering only costs
-    key_of = f"lambda x: ({''.join(f'x.get({f!r}, M), ' for f in fields)}len(x))"
-    key = eval(key_of, {"M": _MISSING})  # our own text, built from field names
+    tally = [0, 0]  # look-ups, finds
 
     def remembered(data: Any) -> Any:
         if type(data) is not dict:
             raise _Unusual
-        if tally[0] >= 4096 and tally[1] * 4 < tally[0]:
-            made.clear()
-            return structure(data)
-        found = key(data)
         try:
+            found = tuple(data.items())
             value = made.get(found, _MISSING)
-        except TypeError:  # a list or dict where a string belongs: not ours to remember
+        except TypeError:
             return structure(data)
-        tally[0] += 1
         if value is not _MISSING:
             tally[1] += 1
             return value
+        tally[0] += 1
+        if tally[0] >= 4096 and tally[1] * 3 < tally[0]:
+            names[name] = structure
+            made.clear()
         value = structure(data)
         if len(made) >= _MEMO_SIZE:
             made.clear()
