@@ -32,7 +32,7 @@ from cattrs.preconf.orjson import make_converter
 
 from ._errors import InvalidEvent, UnknownEventType
 from .dates import EDTFDate, parse_date
-from .model import BUILTIN_EVENT_TYPES, EntityDefined, Event
+from .model import BUILTIN_EVENT_TYPES, EntityDefined, Event, ValueCheck
 
 __all__ = [
     "Recorded",
@@ -312,12 +312,27 @@ def _construction(cls: type, hints: dict[str, Any], names: dict[str, Any]) -> li
             lines.append(f"a{i} = convert{i}(a{i})")
         lines.append(f"set{i}(self, a{i})")
     for i, field in enumerate(fields):
-        if field.validator is not None:
-            names[f"validate{i}"] = field.validator
-            lines.append(f"validate{i}(self, field{i}, a{i})")
+        lines.extend(_validation(field.validator, i, names))
     if hasattr(cls, "__attrs_post_init__"):
         lines.append("self.__attrs_post_init__()")
     return [*lines, "return self"]
+
+
+def _validation(validator: Any, i: int, names: dict[str, Any]) -> list[str]:
+    """Statements that hold ``a{i}`` to the field's validator, as ``__init__`` would.
+
+    The model's :class:`~solidline.model.ValueCheck` tests are pasted in (a value that fails
+    goes to the converter, which calls the validator and reports its message); any other
+    validator is called.
+    """
+    if validator is None:
+        return []
+    if isinstance(validator, ValueCheck):
+        used = validator.names
+        if all(names.setdefault(name, value) is value for name, value in used.items()):
+            return [f"value = a{i}", f"if not ({validator.test}): raise Unusual"]
+    names[f"validate{i}"] = validator
+    return [f"validate{i}(self, field{i}, a{i})"]
 
 
 def _slot_setters(cls: type) -> dict[str, Callable[[Any, Any], None]] | None:
