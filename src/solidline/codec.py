@@ -191,7 +191,7 @@ def decode_event(
         UnknownEventType: no class is registered for ``type_name``.
         InvalidEvent: the data does not fit the class; ``field`` names the path.
     """
-    cls = _class_for(type_name, where=where)
+    cls = _TYPES.get(type_name) or _class_for(type_name, where=where)
     if version != cls.version:
         data = _upcast(cls, version, data, where=where)
     data["id"] = event_id

@@ -181,11 +181,11 @@ _SINGLE: Final = re.compile(
 _OPEN: Final = ".."
 
 
-@functools.lru_cache(maxsize=65_536)
+@functools.lru_cache(maxsize=1 << 17)  # a million events hold some 70,000 distinct dates
 def parse_date(text: str) -> EDTFDate:
     """Parse an EDTF string of the subset described in this module's docstring.
 
-    Results are cached (the last 65,536 distinct texts), so parsing the same date twice is a
+    Results are cached (the last 131,072 distinct texts), so parsing the same date twice is a
     dictionary look-up.
 
     Args:
@@ -212,9 +212,11 @@ def _invalid(text: str, reason: str) -> InvalidDate:
 
 def _parse_single(part: str, text: str) -> EDTFDate:
     """Parse one date (not an interval); ``text`` is the whole string, for messages."""
-    plain = _plain_day(part)
-    if plain is not None:
-        return plain
+    return _plain_day(part) or _parse_form(part, text)
+
+
+def _parse_form(part: str, text: str) -> EDTFDate:
+    """:func:`_parse_single` by the regular expression, for every form and every fault."""
     match = _SINGLE.fullmatch(part)
     if match is None:
         raise _invalid(text, _explain_mismatch(part))
@@ -241,9 +243,9 @@ def _parse_single(part: str, text: str) -> EDTFDate:
 def _plain_day(part: str) -> EDTFDate | None:
     """``YYYY-MM-DD`` naming a real day, the form most dates take; None for anything else.
 
-    The same date :func:`_parse_single` builds, without the regular expression: a record of a
+    The same date :func:`_parse_form` builds, without the regular expression: a record of a
     million events holds tens of thousands of distinct days. Anything unusual (another form, a
-    day that does not exist, year 0000) is left to the general parser and its messages.
+    day that does not exist, year 0000) is left to it and its messages.
     """
     if len(part) != 10 or part[4] != "-" or part[7] != "-" or not part.isascii():
         return None
