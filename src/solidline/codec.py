@@ -298,24 +298,33 @@ def _construction(cls: type, hints: dict[str, Any], names: dict[str, Any]) -> li
     for i, field in enumerate(fields):
         names[f"field{i}"] = field
         names[f"set{i}"] = setters[field.name]
-        converter = field.converter
-        # tuple() of a tuple is the tuple itself: the fast value of a tuple field is one already
-        is_tuple = typing.get_origin(hints[field.name]) is tuple and (
-            field.default is attrs.NOTHING or type(field.default) is tuple
-        )
-        if isinstance(converter, attrs.Converter):
-            names[f"convert{i}"] = converter.converter
-            extra = ", self" * converter.takes_self + f", field{i}" * converter.takes_field
-            lines.append(f"a{i} = convert{i}(a{i}{extra})")
-        elif converter is not None and not (converter is tuple and is_tuple):
-            names[f"convert{i}"] = converter
-            lines.append(f"a{i} = convert{i}(a{i})")
+        lines.extend(_conversion(field, hints[field.name], i, names))
         lines.append(f"set{i}(self, a{i})")
     for i, field in enumerate(fields):
         lines.extend(_validation(field.validator, i, names))
     if hasattr(cls, "__attrs_post_init__"):
         lines.append("self.__attrs_post_init__()")
     return [*lines, "return self"]
+
+
+def _conversion(field: attrs.Attribute[Any], kind: Any, i: int, names: dict[str, Any]
+                ) -> list[str]:
+    """The statement that passes ``a{i}`` through the field's converter, as ``__init__`` would."""
+    convert = field.converter
+    if isinstance(convert, attrs.Converter):
+        wrapped: Any = convert  # attrs' stubs leave out what a Converter holds
+        names[f"convert{i}"] = wrapped.converter
+        extra = ", self" * wrapped.takes_self + f", field{i}" * wrapped.takes_field
+        return [f"a{i} = convert{i}(a{i}{extra})"]
+    # tuple() of a tuple is the tuple itself: the fast value of a tuple field is one already
+    if convert is tuple and typing.get_origin(kind) is tuple and (
+        field.default is attrs.NOTHING or type(field.default) is tuple
+    ):
+        return []
+    if convert is None:
+        return []
+    names[f"convert{i}"] = convert
+    return [f"a{i} = convert{i}(a{i})"]
 
 
 def _validation(validator: Any, i: int, names: dict[str, Any]) -> list[str]:
