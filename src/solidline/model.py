@@ -90,6 +90,14 @@ class ValueCheck:
         used = compile(self.test, "<test>", "eval").co_names
         return {name: globals()[name] for name in used if name in globals()}
 
+    def each(self) -> ValueCheck:
+        """This check of every item of a collection, with the message of the first that fails."""
+        return ValueCheck(
+            # the comprehension's own ``value`` is each item of the outer one
+            f"all(({self.test}) for value in value)",
+            lambda value: self.message(next(item for item in value if not self.passes(item))),
+        )
+
     def __call__(self, instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
         if not self.passes(value):
             raise _fail(attribute, self.message(value))
@@ -107,9 +115,7 @@ _entity_id = ValueCheck(
 )
 
 
-def _entity_ids(instance: object, attribute: attrs.Attribute[Any], value: tuple[str, ...]) -> None:
-    for item in value:
-        _entity_id(instance, attribute, item)
+_entity_ids = _entity_id.each()
 
 
 # Control characters are kept as given (the record is what the source said); feeds and mail
