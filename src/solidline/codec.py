@@ -394,30 +394,41 @@ def _fast_value(kind: Any, var: str, names: dict[str, Any], *, share: bool = Tru
         checks = [f"if {var} is not None:", *("    " + c for c in inner[0])] if inner[0] else []
         return checks, var if inner[1] == var else f"(None if {var} is None else {inner[1]})"
     if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
-        item = _fast_value(args[0], "x", names)
-        if item is None:
-            return None
-        checks = [f"if type({var}) is not list and type({var}) is not tuple: raise Unusual"]
-        if item[1] == "x":
-            checks.extend([f"for x in {var}:", *("    " + c for c in item[0])] if item[0] else [])
-            return checks, f"tuple({var})"
-        if not item[0]:  # a nested class: its function checks it
-            return checks, f"tuple([{item[1]} for x in {var}])"
-        name = f"item{len(names)}"
-        exec(f"def {name}(x):\n" + "".join(f"    {c}\n" for c in item[0]) +
-             f"    return {item[1]}\n", names)
-        return checks, f"tuple([{name}(x) for x in {var}])"
+        return _fast_tuple(args[0], var, names)
     if origin is dict and args and args[0] is str and args[1] is Any:
         return [f"if type({var}) is not dict: raise Unusual", f"for k in {var}:",
                 "    if type(k) is not str: raise Unusual"], f"dict({var})"
-    if isinstance(kind, type) and attrs.has(kind) and not issubclass(kind, Event):
-        nested = _FAST[kind] if kind in _FAST else _fast_structure_fn(kind)
-        if nested is None:
+    nested = _nested(kind, names)
+    return None if nested is None else ([], f"{nested}({var})")
+
+
+def _fast_tuple(kind: Any, var: str, names: dict[str, Any]) -> tuple[list[str], str] | None:
+    """:func:`_fast_value` for ``tuple[kind, ...]``, which JSON holds as a list."""
+    checks = [f"if type({var}) is not list and type({var}) is not tuple: raise Unusual"]
+    name = _nested(kind, names)  # a nested class: its function checks each item
+    if name is None:
+        item = _fast_value(kind, "x", names)
+        if item is None:
             return None
-        name = f"nested{len(names)}"
-        names[name] = _memoized(kind, nested, names, name)
-        return [], f"{name}({var})"
-    return None
+        if item[1] == "x":
+            checks.extend([f"for x in {var}:", *("    " + c for c in item[0])] if item[0] else [])
+            return checks, f"tuple({var})"
+        name = f"item{len(names)}"
+        exec(f"def {name}(x):\n" + "".join(f"    {c}\n" for c in item[0]) +
+             f"    return {item[1]}\n", names)
+    return checks, f"tuple(map({name}, {var}))"  # map: no comprehension's frame
+
+
+def _nested(kind: Any, names: dict[str, Any]) -> str | None:
+    """The name in ``names`` of the fast structure function of a nested value class, if any."""
+    if not (isinstance(kind, type) and attrs.has(kind) and not issubclass(kind, Event)):
+        return None
+    nested = _FAST[kind] if kind in _FAST else _fast_structure_fn(kind)
+    if nested is None:
+        return None
+    name = f"nested{len(names)}"
+    names[name] = _memoized(kind, nested, names, name)
+    return name
 
 
 _MEMO_SIZE = 1 << 16
