@@ -128,6 +128,9 @@ _ODD_VALUES: list[Any] = [
     None, 0, 1, True, 1.5, "", " ", "x", "cpv", "2024-13-01", "2024", "https://a.example/b",
     [], ["x"], [1], {}, {"a": 1}, [{"entity": "cpv"}], [{"entity": 1}],
     [{"entity": "cpv", "x": 1}], "occurred", "USD", "100.00", -1,
+    # values of the right type that a validator refuses
+    "CPV", "a b", "-cpv", "x" * 200, "http://", "ftp://a.example", "2024-02-30", "2023-02-29",
+    ["cpv", "Bad Id"], ["cpv", "cpv"], [{"entity": "Bad"}], [{"name": " "}],
 ]
 
 
