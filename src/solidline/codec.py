@@ -223,8 +223,9 @@ def structure_event(cls: type[Event], data: dict[str, Any], *, where: str | None
 # cattrs with detailed validation wraps every field in its own try block and builds an exception
 # group per nested value: right for telling a user which field is wrong, slow for a million lines
 # that are fine. For each class, a function is compiled from its fields' types that checks the
-# data as strictly as the hooks above do and calls the class (so its validators and converters
-# run as they would). Anything unusual raises, and the data goes to the converter, which builds
+# data as strictly as the hooks above do and builds the object as the class's __init__ would,
+# with the class's own converters and validators (the model's ValueCheck tests pasted in, the
+# others called). Anything unusual raises, and the data goes to the converter, which builds
 # the same object or reports the fault with its path: one configuration, two speeds.
 
 
