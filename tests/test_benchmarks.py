@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import attrs
 import orjson
 import pytest
 
@@ -25,7 +26,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks import Context, generate
 from benchmarks.__main__ import main
 
-from solidline import CorruptLog, InvalidEvent, JsonlLog, MemoryLog
+from solidline import (
+    CorruptLog,
+    EDTFDate,
+    Event,
+    InvalidEvent,
+    JsonlLog,
+    MemoryLog,
+    Source,
+    codec,
+    event_type,
+)
 from solidline.codec import (
     _first_fault,
     converter,
@@ -117,6 +128,9 @@ _ODD_VALUES: list[Any] = [
     None, 0, 1, True, 1.5, "", " ", "x", "cpv", "2024-13-01", "2024", "https://a.example/b",
     [], ["x"], [1], {}, {"a": 1}, [{"entity": "cpv"}], [{"entity": 1}],
     [{"entity": "cpv", "x": 1}], "occurred", "USD", "100.00", -1,
+    # values of the right type that a validator refuses
+    "CPV", "a b", "-cpv", "x" * 200, "http://", "ftp://a.example", "2024-02-30", "2023-02-29",
+    ["cpv", "Bad Id"], ["cpv", "cpv"], [{"entity": "Bad"}], [{"name": " "}],
 ]
 
 
@@ -244,3 +258,71 @@ def test_the_first_catch_up_by_blocks_builds_the_same_index(log: Path) -> None:
     by_lines._index_blocks = lambda: None  # type: ignore[method-assign]
     assert by_blocks.head == by_lines.head
     assert by_blocks._index == by_lines._index
+
+
+# Application classes with what the model's own classes do not have: a converter that takes the
+# instance and the field, a factory default, a plain validator, __attrs_post_init__, no slots.
+
+
+def _trimmed(value: Any, instance: Any, field: Any) -> Any:
+    return value.strip() if isinstance(value, str) else value
+
+
+def _no_zero(instance: Any, attribute: Any, value: Any) -> None:
+    if value == 0:
+        raise InvalidEvent("may not be zero", field=attribute.name)
+
+
+@event_type("testbench.rally")
+@attrs.frozen(kw_only=True)
+class _Rally(Event):
+    where: str = attrs.field(converter=attrs.Converter(_trimmed, takes_self=True,
+                                                        takes_field=True))
+    when: EDTFDate | None = attrs.field(default=None)
+    tags: tuple[str, ...] = attrs.field(factory=tuple)
+    size: int = attrs.field(default=1, validator=_no_zero)
+    sources: tuple[Source, ...] = attrs.field(default=(), converter=tuple)
+
+    def __attrs_post_init__(self) -> None:
+        if self.where == "nowhere":
+            raise InvalidEvent("a rally is somewhere", field="where")
+
+
+@event_type("testbench.unslotted")
+@attrs.frozen(kw_only=True, slots=False)
+class _Unslotted(Event):
+    name: str = attrs.field(validator=attrs.validators.min_len(2))
+    count: int = 0
+
+
+_APPLICATION_DATA: list[tuple[type, dict[str, Any]]] = [
+    (_Rally, {"id": "r-1", "where": " Hanoi ", "when": "2024-06-12", "tags": ["a", "b"],
+              "size": 3, "sources": [{"title": "T", "publisher": "P", "published": "2024"}]}),
+    (_Rally, {"id": "r-2", "where": "nowhere"}),
+    (_Rally, {"id": "r-3", "where": "Vientiane", "size": 0}),
+    (_Unslotted, {"id": "u-1", "name": "ab", "count": 2}),
+    (_Unslotted, {"id": "u-2", "name": "a"}),
+]
+
+
+def test_application_classes_are_built_as_cattrs_builds_them() -> None:
+    assert codec._fast_structure_fn(_Rally) is not None
+    assert codec._slot_setters(_Rally) is not None  # built directly, not by calling the class
+    assert codec._slot_setters(_Unslotted) is None
+    rng = random.Random(5)
+    for cls, original in _APPLICATION_DATA:
+        for data in _mutations(original, rng):
+            expected = _by_cattrs(cls, copy.deepcopy(data))
+            assert _by_structure_event(cls, copy.deepcopy(data)) == expected, data
+
+
+def test_with_validators_disabled_the_fast_path_does_not_validate_either() -> None:
+    data = {"id": "r-4", "where": "x", "size": 0}
+    assert _by_structure_event(_Rally, copy.deepcopy(data)) == ("refused", "may not be zero",
+                                                                "size")
+    attrs.validators.set_disabled(True)
+    try:
+        built = structure_event(_Rally, copy.deepcopy(data), where=None)
+    finally:
+        attrs.validators.set_disabled(False)
+    assert built.size == 0

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from solidline._errors import InvalidDate, SolidlineError
-from solidline.dates import EDTFDate, Precision, parse_date
+from solidline.dates import EDTFDate, Precision, _parse_form, _plain_day, parse_date
 from strategies import edtf_dates, edtf_dates_with_bounds, edtf_intervals_with_bounds
 
 D = datetime.date
@@ -315,3 +315,32 @@ def _parses_or_raises_invalid_date(text: str) -> None:
         assert date.lower <= date.upper
         assert date.display()
     assert message is None or repr(text[:40]) in message
+
+
+# -- the plain-day shortcut builds what the regular expression builds -----------------------------
+
+_DAY_LIKE = st.builds(
+    lambda year, month, day, sep1, sep2: f"{year}{sep1}{month}{sep2}{day}",
+    st.sampled_from(["2024", "0000", "0001", "9999", "1900", "2000", "2023", "２０２４", "20X4"]),
+    st.sampled_from(["00", "01", "02", "09", "12", "13", "21", "24", "XX", "1x", " 1"]),
+    st.sampled_from(["00", "01", "28", "29", "30", "31", "32", "XX", "1 ", "+1"]),
+    st.sampled_from(["-", "/", "_"]),
+    st.sampled_from(["-", "~", "-"]),
+)
+
+
+@given(st.one_of(_DAY_LIKE, st.text(alphabet="0123456789-X?~% ", max_size=12)))
+def test_the_plain_day_shortcut_builds_what_the_general_parser_builds(text):
+    plain = _plain_day(text)
+    if plain is None:
+        return
+    general = _parse_form(text, text)
+    assert attrs.asdict(plain, recurse=False) == attrs.asdict(general, recurse=False)
+
+
+@given(edtf_dates())
+def test_the_shortcut_takes_plain_days_only(text):
+    assert (_plain_day(text) is not None) == (
+        len(text) == 10 and parse_date(text).precision is Precision.DAY
+        and not (parse_date(text).uncertain or parse_date(text).approximate)
+    )

@@ -32,7 +32,7 @@ from cattrs.preconf.orjson import make_converter
 
 from ._errors import InvalidEvent, UnknownEventType
 from .dates import EDTFDate, parse_date
-from .model import BUILTIN_EVENT_TYPES, EntityDefined, Event
+from .model import BUILTIN_EVENT_TYPES, EntityDefined, Event, ValueCheck
 
 __all__ = [
     "Recorded",
@@ -191,7 +191,7 @@ def decode_event(
         UnknownEventType: no class is registered for ``type_name``.
         InvalidEvent: the data does not fit the class; ``field`` names the path.
     """
-    cls = _class_for(type_name, where=where)
+    cls = _TYPES.get(type_name) or _class_for(type_name, where=where)
     if version != cls.version:
         data = _upcast(cls, version, data, where=where)
     data["id"] = event_id
@@ -203,7 +203,7 @@ def structure_event(cls: type[Event], data: dict[str, Any], *, where: str | None
     fast = _FAST.get(cls, _UNBUILT)
     if fast is _UNBUILT:
         fast = _fast_structure_fn(cls)
-    if fast is not None:
+    if fast is not None and not _validators_disabled():
         try:
             return fast(data)  # type: ignore[no-any-return]
         except Exception:  # cattrs structures it, or says exactly what is wrong
@@ -223,8 +223,9 @@ def structure_event(cls: type[Event], data: dict[str, Any], *, where: str | None
 # cattrs with detailed validation wraps every field in its own try block and builds an exception
 # group per nested value: right for telling a user which field is wrong, slow for a million lines
 # that are fine. For each class, a function is compiled from its fields' types that checks the
-# data as strictly as the hooks above do and calls the class (so its validators and converters
-# run as they would). Anything unusual raises, and the data goes to the converter, which builds
+# data as strictly as the hooks above do and builds the object as the class's __init__ would,
+# with the class's own converters and validators (the model's ValueCheck tests pasted in, the
+# others called). Anything unusual raises, and the data goes to the converter, which builds
 # the same object or reports the fault with its path: one configuration, two speeds.
 
 
@@ -234,6 +235,9 @@ class _Unusual(Exception):
 
 _UNBUILT: Any = object()
 _MISSING: Any = object()
+# the fast path runs validators as attrs' __init__ does when they are on; when they are off,
+# the converter builds the objects (and nothing unvalidated is remembered)
+_validators_disabled = attrs.validators.get_disabled
 
 
 def _fast_structure_fn(cls: type) -> Callable[[Any], Any] | None:
@@ -245,28 +249,118 @@ def _fast_structure_fn(cls: type) -> Callable[[Any], Any] | None:
         return None
     names: dict[str, Any] = {"cls": cls, "Unusual": _Unusual, "M": _MISSING,
                              "parse_date": parse_date, "shared": _SHARED}
+    fields = attrs.fields(cls)
     body = ["def structure(data):", "    if type(data) is not dict: raise Unusual",
-            "    kw = {}", "    n = 0"]
-    for field in attrs.fields(cls):
+            "    n = len(data)"]  # plus one for each field left out: the count of fields
+    for i, field in enumerate(fields):
         share = field.name != "id"  # an event's id is its own
-        kind = hints.get(field.name)
-        converted = _fast_value(kind, "v", names, share=share) if field.init else None
-        if converted is None or field.alias != field.name:
+        converted = _fast_value(hints.get(field.name), "v", names, share=share)
+        if converted is None or not field.init or field.alias != field.name:
             return None
         checks, value = converted
         if field.default is attrs.NOTHING:  # required: a missing key raises KeyError
-            body.extend([f"    v = data[{field.name!r}]", "    n += 1"])
-            body.extend(["    " + c for c in checks])
-            body.append(f"    kw[{field.name!r}] = {value}")
+            body.extend([f"    v = data[{field.name!r}]", *("    " + c for c in checks),
+                         f"    a{i} = {value}"])
+            continue
+        if isinstance(field.default, attrs.Factory):  # type: ignore[arg-type]
+            if field.default.takes_self:
+                return None
+            names[f"factory{i}"] = field.default.factory
+            default = f"factory{i}()"
         else:
-            body.extend([f"    if {field.name!r} in data:", f"        v = data[{field.name!r}]",
-                         "        n += 1", *("        " + c for c in checks)])
-            body.append(f"        kw[{field.name!r}] = {value}")
-    body.extend(["    if n != len(data): raise Unusual",
-                 f"    if len(shared) > {_SHARED_SIZE}: shared.clear()", "    return cls(**kw)"])
+            names[f"default{i}"] = field.default
+            default = f"default{i}"
+        body.extend([f"    v = data.get({field.name!r}, M)", "    if v is M:",
+                     "        n += 1", f"        a{i} = {default}", "    else:",
+                     *("        " + c for c in checks), f"        a{i} = {value}"])
+    body.extend([f"    if n != {len(fields)}: raise Unusual",
+                 f"    if len(shared) > {_SHARED_SIZE}: shared.clear()"])
+    body.extend("    " + line for line in _construction(cls, hints, names))
     exec(compile("\n".join(body), f"<solidline fast structure {cls.__qualname__}>", "exec"), names)
     _FAST[cls] = names["structure"]
     return _FAST[cls]
+
+
+def _construction(cls: type, hints: dict[str, Any], names: dict[str, Any]) -> list[str]:
+    """Statements that build ``cls`` from the checked values ``a0``, ``a1`` … and return it.
+
+    What the class's ``__init__`` (generated by attrs) does, without its keyword arguments: each
+    value through the field's converter and into its slot, then the field validators in field
+    order, then ``__attrs_post_init__``. The converters and validators are the class's own, so
+    a value is held to exactly the same rules. A class this cannot see into (its own
+    ``__init__``, no slots, a cached hash) is called instead.
+    """
+    fields = attrs.fields(cls)
+    setters = _slot_setters(cls)
+    if setters is None:
+        return [f"return cls({', '.join(f'{f.name}=a{i}' for i, f in enumerate(fields))})"]
+    names["new"] = object.__new__
+    lines = ["self = new(cls)"]
+    for i, field in enumerate(fields):
+        names[f"field{i}"] = field
+        names[f"set{i}"] = setters[field.name]
+        lines.extend(_conversion(field, hints[field.name], i, names))
+        lines.append(f"set{i}(self, a{i})")
+    for i, field in enumerate(fields):
+        lines.extend(_validation(field.validator, i, names))
+    if hasattr(cls, "__attrs_post_init__"):
+        lines.append("self.__attrs_post_init__()")
+    return [*lines, "return self"]
+
+
+def _conversion(field: attrs.Attribute[Any], kind: Any, i: int, names: dict[str, Any]
+                ) -> list[str]:
+    """The statement that passes ``a{i}`` through the field's converter, as ``__init__`` would."""
+    convert = field.converter
+    if isinstance(convert, attrs.Converter):
+        wrapped: Any = convert  # attrs' stubs leave out what a Converter holds
+        names[f"convert{i}"] = wrapped.converter
+        extra = ", self" * wrapped.takes_self + f", field{i}" * wrapped.takes_field
+        return [f"a{i} = convert{i}(a{i}{extra})"]
+    # tuple() of a tuple is the tuple itself: the fast value of a tuple field is one already
+    if convert is tuple and typing.get_origin(kind) is tuple and (
+        field.default is attrs.NOTHING or type(field.default) is tuple
+    ):
+        return []
+    if convert is None:
+        return []
+    names[f"convert{i}"] = convert
+    return [f"a{i} = convert{i}(a{i})"]
+
+
+def _validation(validator: Any, i: int, names: dict[str, Any]) -> list[str]:
+    """Statements that hold ``a{i}`` to the field's validator, as ``__init__`` would.
+
+    The model's :class:`~solidline.model.ValueCheck` tests are pasted in (a value that fails
+    goes to the converter, which calls the validator and reports its message); any other
+    validator is called.
+    """
+    if validator is None:
+        return []
+    if isinstance(validator, ValueCheck):
+        used = validator.names
+        if all(names.setdefault(name, value) is value for name, value in used.items()):
+            return [f"value = a{i}", f"if not ({validator.test}): raise Unusual"]
+    names[f"validate{i}"] = validator
+    return [f"validate{i}(self, field{i}, a{i})"]
+
+
+def _slot_setters(cls: type) -> dict[str, Callable[[Any, Any], None]] | None:
+    """Each field's slot setter, where the class's ``__init__`` is the one attrs generated."""
+    init = getattr(cls, "__init__", None)
+    code = getattr(init, "__code__", None)
+    if code is None or not code.co_filename.startswith("<attrs generated"):
+        return None
+    if hasattr(cls, "__attrs_pre_init__") or hasattr(cls, "_attrs_cached_hash"):
+        return None
+    setters: dict[str, Callable[[Any, Any], None]] = {}
+    for field in attrs.fields(cls):
+        slot = next((k.__dict__[field.name] for k in cls.__mro__ if field.name in k.__dict__),
+                    None)
+        if not isinstance(slot, types.MemberDescriptorType):
+            return None
+        setters[field.name] = slot.__set__
+    return setters
 
 
 def _fast_value(kind: Any, var: str, names: dict[str, Any], *, share: bool = True
@@ -301,28 +395,41 @@ def _fast_value(kind: Any, var: str, names: dict[str, Any], *, share: bool = Tru
         checks = [f"if {var} is not None:", *("    " + c for c in inner[0])] if inner[0] else []
         return checks, var if inner[1] == var else f"(None if {var} is None else {inner[1]})"
     if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
-        item = _fast_value(args[0], "x", names)
+        return _fast_tuple(args[0], var, names)
+    if origin is dict and args and args[0] is str and args[1] is Any:
+        return [f"if type({var}) is not dict: raise Unusual", f"for k in {var}:",
+                "    if type(k) is not str: raise Unusual"], f"dict({var})"
+    nested = _nested(kind, names)
+    return None if nested is None else ([], f"{nested}({var})")
+
+
+def _fast_tuple(kind: Any, var: str, names: dict[str, Any]) -> tuple[list[str], str] | None:
+    """:func:`_fast_value` for ``tuple[kind, ...]``, which JSON holds as a list."""
+    checks = [f"if type({var}) is not list and type({var}) is not tuple: raise Unusual"]
+    name = _nested(kind, names)  # a nested class: its function checks each item
+    if name is None:
+        item = _fast_value(kind, "x", names)
         if item is None:
             return None
-        checks = [f"if type({var}) is not list and type({var}) is not tuple: raise Unusual"]
         if item[1] == "x":
             checks.extend([f"for x in {var}:", *("    " + c for c in item[0])] if item[0] else [])
             return checks, f"tuple({var})"
         name = f"item{len(names)}"
         exec(f"def {name}(x):\n" + "".join(f"    {c}\n" for c in item[0]) +
              f"    return {item[1]}\n", names)
-        return checks, f"tuple([{name}(x) for x in {var}])"
-    if origin is dict and args and args[0] is str and args[1] is Any:
-        return [f"if type({var}) is not dict: raise Unusual", f"for k in {var}:",
-                "    if type(k) is not str: raise Unusual"], f"dict({var})"
-    if isinstance(kind, type) and attrs.has(kind) and not issubclass(kind, Event):
-        nested = _FAST[kind] if kind in _FAST else _fast_structure_fn(kind)
-        if nested is None:
-            return None
-        name = f"nested{len(names)}"
-        names[name] = _memoized(kind, nested)
-        return [], f"{name}({var})"
-    return None
+    return checks, f"tuple(map({name}, {var}))"  # map: no comprehension's frame
+
+
+def _nested(kind: Any, names: dict[str, Any]) -> str | None:
+    """The name in ``names`` of the fast structure function of a nested value class, if any."""
+    if not (isinstance(kind, type) and attrs.has(kind) and not issubclass(kind, Event)):
+        return None
+    nested = _FAST[kind] if kind in _FAST else _fast_structure_fn(kind)
+    if nested is None:
+        return None
+    name = f"nested{len(names)}"
+    names[name] = _memoized(kind, nested, names, name)
+    return name
 
 
 _MEMO_SIZE = 1 << 16
@@ -331,37 +438,39 @@ _SHARED_LENGTH = 32
 _SHARED_SIZE = 1 << 18
 
 
-def _memoized(cls: type, structure: Callable[[Any], Any]) -> Callable[[Any], Any]:
+def _memoized(cls: type, structure: Callable[[Any], Any], names: dict[str, Any], name: str
+              ) -> Callable[[Any], Any]:
     """``structure`` for a value class that is made of strings only, remembering what it made.
 
-    The same participant, person or source appears in many events: its object is built and
-    validated once, and shared (it is frozen). Classes with other fields are not remembered, as
-    ``1 == True`` would then mistake one value for another.
+    The same participant or person appears in many events: its object is built and validated
+    once, and shared (it is frozen). The data's items are the key: a successful build holds
+    only strings and None, so no ``1 == True`` can mistake one value for another, and a value
+    that cannot be a key (a list) is not ours to remember. Where values rarely repeat (sources,
+    with their own URLs and quotes), remembering only costs: after a few thousand look-ups the
+    generated code that calls it as ``names[name]`` is pointed at ``structure`` itself.
     """
     hints = typing.get_type_hints(cls)
     fields = [f.name for f in attrs.fields(cls)]
     if not all(hints[f] in (str, str | None, EDTFDate, EDTFDate | None) for f in fields):
         return structure
     made: dict[tuple[Any, ...], Any] = {}
-    tally = [0, 0]  # look-ups, finds: where values rarely repeat, remembering only costs
-    key_of = f"lambda x: ({''.join(f'x.get({f!r}, M), ' for f in fields)}len(x))"
-    key = eval(key_of, {"M": _MISSING})  # our own text, built from field names
+    tally = [0, 0]  # look-ups, finds
 
     def remembered(data: Any) -> Any:
         if type(data) is not dict:
             raise _Unusual
-        if tally[0] >= 4096 and tally[1] * 4 < tally[0]:
-            made.clear()
-            return structure(data)
-        found = key(data)
         try:
+            found = tuple(data.items())
             value = made.get(found, _MISSING)
-        except TypeError:  # a list or dict where a string belongs: not ours to remember
+        except TypeError:
             return structure(data)
-        tally[0] += 1
         if value is not _MISSING:
             tally[1] += 1
             return value
+        tally[0] += 1
+        if tally[0] >= 4096 and tally[1] * 3 < tally[0]:
+            names[name] = structure
+            made.clear()
         value = structure(data)
         if len(made) >= _MEMO_SIZE:
             made.clear()

@@ -12,7 +12,7 @@ Each class carries its type name and schema version as class variables (``Meetin
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar, Literal
 
@@ -61,54 +61,80 @@ def _fail(attribute: attrs.Attribute[Any], message: str) -> InvalidEvent:
     return InvalidEvent(message, field=attribute.name)
 
 
-def _event_id(_: object, attribute: attrs.Attribute[Any], value: str | None) -> None:
-    if value is not None and not (isinstance(value, str) and EVENT_ID.fullmatch(value)):
-        raise _fail(
-            attribute,
-            f"{value!r} is not a valid event id: use 1-128 characters from A-Z a-z 0-9 . _ : - "
-            "starting with a letter or digit (no '/', no spaces)",
+@attrs.frozen
+class ValueCheck:
+    """A field validator that tests the value alone, its test written once, as an expression.
+
+    ``test`` is a Python expression in ``value`` using builtins and this module's names (the id
+    and URL patterns). It is compiled here for the classes' own ``__init__``, and the codec
+    pastes the same text into the constructors its fast path generates, where a call per field
+    would cost more than the test: one rule, whichever way an event is built.
+
+    Attributes:
+        test: the expression; true for an acceptable value.
+        message: what to say of a value that is not acceptable.
+    """
+
+    test: str
+    message: Callable[[Any], str]
+    passes: Callable[[Any], Any] = attrs.field(init=False, repr=False, eq=False)
+
+    @passes.default
+    def _compile(self) -> Callable[[Any], Any]:
+        passes: Callable[[Any], Any] = eval(f"lambda value: {self.test}", globals())
+        return passes
+
+    @property
+    def names(self) -> dict[str, Any]:
+        """The module names the test uses, for code that pastes it elsewhere."""
+        used = compile(self.test, "<test>", "eval").co_names
+        return {name: globals()[name] for name in used if name in globals()}
+
+    def each(self) -> ValueCheck:
+        """This check of every item of a collection, with the message of the first that fails."""
+        return ValueCheck(
+            # the comprehension's own ``value`` is each item of the outer one
+            f"all(({self.test}) for value in value)",
+            lambda value: self.message(next(item for item in value if not self.passes(item))),
         )
 
-
-def _entity_id(_: object, attribute: attrs.Attribute[Any], value: str) -> None:
-    if not (isinstance(value, str) and ENTITY_ID.fullmatch(value)):
-        raise _fail(
-            attribute,
-            f"{value!r} is not a valid entity id: use lower-case letters, digits and inner "
-            "hyphens, e.g. 'cpusa' or 'lao-news-agency'",
-        )
+    def __call__(self, instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if not self.passes(value):
+            raise _fail(attribute, self.message(value))
 
 
-def _entity_ids(instance: object, attribute: attrs.Attribute[Any], value: tuple[str, ...]) -> None:
-    for item in value:
-        _entity_id(instance, attribute, item)
+_event_id = ValueCheck(
+    "value is None or (isinstance(value, str) and EVENT_ID.fullmatch(value))",
+    lambda value: f"{value!r} is not a valid event id: use 1-128 characters from A-Z a-z 0-9 "
+    ". _ : - starting with a letter or digit (no '/', no spaces)",
+)
+_entity_id = ValueCheck(
+    "isinstance(value, str) and ENTITY_ID.fullmatch(value)",
+    lambda value: f"{value!r} is not a valid entity id: use lower-case letters, digits and "
+    "inner hyphens, e.g. 'cpusa' or 'lao-news-agency'",
+)
 
 
-def _free_text(_: object, attribute: attrs.Attribute[Any], value: str) -> None:
-    # Control characters are kept as given (the record is what the source said); feeds and
-    # mail clean them on the way out, where XML and MIME cannot carry them.
-    if not isinstance(value, str):
-        raise _fail(attribute, f"must be a string, not {type(value).__name__}")
+_entity_ids = _entity_id.each()
 
 
-def _text(_: object, attribute: attrs.Attribute[Any], value: str) -> None:
-    if not isinstance(value, str) or not value.strip():
-        raise _fail(attribute, "must be a non-empty string")
-
-
-def _optional_text(_: object, attribute: attrs.Attribute[Any], value: str | None) -> None:
-    if value is not None and (not isinstance(value, str) or not value.strip()):
-        raise _fail(attribute, "must be a non-empty string or left out")
-
-
-def _url(_: object, attribute: attrs.Attribute[Any], value: str | None) -> None:
-    if value is not None and (not isinstance(value, str) or not _URL.fullmatch(value)):
-        raise _fail(attribute, f"{value!r} is not an absolute http(s) URL")
-
-
-def _non_empty(_: object, attribute: attrs.Attribute[Any], value: tuple[object, ...]) -> None:
-    if not value:
-        raise _fail(attribute, "needs at least one item")
+# Control characters are kept as given (the record is what the source said); feeds and mail
+# clean them on the way out, where XML and MIME cannot carry them.
+_free_text = ValueCheck(
+    "isinstance(value, str)", lambda value: f"must be a string, not {type(value).__name__}"
+)
+_text = ValueCheck(
+    "isinstance(value, str) and value.strip()", lambda value: "must be a non-empty string"
+)
+_optional_text = ValueCheck(
+    "value is None or (isinstance(value, str) and value.strip())",
+    lambda value: "must be a non-empty string or left out",
+)
+_url = ValueCheck(
+    "value is None or (isinstance(value, str) and _URL.fullmatch(value))",
+    lambda value: f"{value!r} is not an absolute http(s) URL",
+)
+_non_empty = ValueCheck("value", lambda value: "needs at least one item")
 
 
 def _to_date(value: EDTFDate | str) -> EDTFDate:
@@ -117,11 +143,13 @@ def _to_date(value: EDTFDate | str) -> EDTFDate:
 
 def _date_of(value: EDTFDate | str, field: attrs.Attribute[Any]) -> EDTFDate:
     """A date field's converter: a bad date names the field, as every other bad value does."""
-    if not isinstance(value, EDTFDate | str):
+    if isinstance(value, EDTFDate):
+        return value
+    if not isinstance(value, str):
         message = f"expected an EDTF date string, got {type(value).__name__}"
         raise InvalidEventDate(message, field=field.name)
     try:
-        return _to_date(value)
+        return parse_date(value)
     except InvalidDate as exc:
         raise InvalidEventDate(str(exc), field=field.name) from None
 
@@ -133,12 +161,11 @@ def _to_optional_date(value: EDTFDate | str | None) -> EDTFDate | None:
     return None if value is None else _to_date(value)
 
 
-def _in(choices: tuple[str, ...]) -> Any:
-    def check(_: object, attribute: attrs.Attribute[Any], value: str | None) -> None:
-        if value is not None and value not in choices:
-            raise _fail(attribute, f"{value!r} is not one of {', '.join(choices)}")
-
-    return check
+def _in(choices: tuple[str, ...]) -> ValueCheck:
+    return ValueCheck(
+        f"value is None or value in {choices!r}",
+        lambda value: f"{value!r} is not one of {', '.join(choices)}",
+    )
 
 
 def _unique(values: Iterable[str]) -> tuple[str, ...]:
