@@ -101,6 +101,7 @@ _STATE_DIR = ".solidline"
 _STATE = "state.json"  # the checkpoint a run with nothing new reads, small at any size
 _CATALOG = "files.json"  # what was written: read only by a run that writes
 _PROJECTION = "projection.checkpoint"  # the record folded, for the next run to bring up to date
+_RESAVE_LINES = 1000
 _OUTPUT_FOLDERS = (".", "feeds", "relationships", "entities", "timelines")
 _FOLDERS = (_STATE_DIR, *_OUTPUT_FOLDERS[1:])
 # A folder's mtime proves its entries unchanged only if taken this long after it last moved:
@@ -312,6 +313,7 @@ class _Run:
         self.same_settings = self.state.get("settings") == self.settings
         self._catalog: _Catalog | None = None
         self.segments: list[list[Any]] = []  # the log's segment hashes, for the next run
+        self.saved: Head | None = None  # the head of the saved projection this run loaded
 
     def run(self) -> PublishReport:
         fingerprint = _log_fingerprint(self.log)
@@ -329,20 +331,19 @@ class _Run:
         names = _names_print(projection)
         if names != self.catalog().names or not self.same_settings:
             changed = None  # every page shows entity names: all are fingerprinted again
-        report = self._publish(
-            targets, projection.head, _tag_date(first), fingerprint, changed, names
+        kept = self._keep(projection)
+        return self._publish(
+            targets, projection.head, _tag_date(first), fingerprint, changed, names, kept
         )
-        self._keep(projection)
-        return report
 
     def _fold(self) -> Projection:
-        """The record folded: the last run's projection brought up to date, or a new fold.
+        """The record folded: a saved projection brought up to date, or a new fold.
 
-        The last run's projection is used only if it is the one its output was rendered from
-        (its head is the checkpoint's) and the log before that head is as it was then (the
-        segments sealed since are unchanged); the lines after its head are read and checked
-        like any. Otherwise the whole log is read, and so verified, again (see
-        :func:`_segment_hashes`).
+        A saved projection is used only if it is the one the catalog names (saved by a run
+        that went on to write its output: the output reflects at least its head) and the log
+        is as it was then (see :func:`_segment_hashes`); the lines after its head are read
+        and checked like any, and the timelines they change are fingerprinted again. Otherwise
+        the whole log is read, and so verified, again.
         """
         catalog = self.catalog()
         grew, self.segments = _segment_hashes(self.log, catalog.segments)
@@ -355,17 +356,28 @@ class _Run:
             or not projection.follows(self.log)
         ):
             projection = Projection()
+        self.saved = projection.head if projection.head.seq else None
         projection.apply(_verified(self.log.read(projection.head.seq + 1), projection))
         return projection
 
-    def _keep(self, projection: Projection) -> None:
-        """Save the projection for the next run (the catalog just written names its head).
+    def _keep(self, projection: Projection) -> Head | None:
+        """Save the projection for the next run if the saved one is far behind; the head of
+        the saved projection, which the catalog then names (None: there is none).
 
-        A projection that could not be saved, or was saved by a run that stopped before its
-        catalog was written, does not match the catalog: the next run folds the log again.
+        Saving a large projection costs about as much as loading it (tens of seconds at a
+        million events), so it is saved again only once the lines since its head would cost
+        something to apply: a twentieth of the log, and at least a thousand lines. A run that
+        stops between saving it and writing the catalog leaves a file the catalog does not
+        name: the next run folds the log again.
         """
-        with contextlib.suppress(OSError):
+        behind = projection.head.seq - (self.saved.seq if self.saved else 0)
+        if self.saved is not None and behind < max(_RESAVE_LINES, projection.head.seq // 20):
+            return self.saved
+        try:
             projection.save(self.state_dir / _PROJECTION)
+        except OSError:
+            return None
+        return projection.head
 
     def catalog(self) -> _Catalog:
         """What the last run wrote (read from its file only when a run needs it)."""
@@ -414,6 +426,7 @@ class _Run:
         fingerprint: dict[str, Any],
         changed: set[str] | None,
         names: str,
+        kept: Head | None,
     ) -> PublishReport:
         _sweep_leftovers(self.output)
         staging = _Staging(self.output)
@@ -423,7 +436,7 @@ class _Run:
         finally:
             staging.discard()
         removed = _remove_stale(self.output, set(self.catalog().files) - set(owners))
-        self._save_state(head, fingerprint, owners, prints, names)
+        self._save_state(head, fingerprint, owners, prints, names, kept)
         return PublishReport(
             self.output,
             head,
@@ -520,6 +533,7 @@ class _Run:
         owners: dict[str, str],
         prints: dict[str, dict[str, str]],
         names: str,
+        kept: Head | None,
     ) -> None:
         """Write the catalog of files, then the small state that names it (by its digest).
 
@@ -533,7 +547,7 @@ class _Run:
             fingerprint = {}  # a writer appended meanwhile: the next run reads the log again
         catalog = _dumps(
             {
-                "projection": [head.seq, head.digest],
+                "projection": [kept.seq, kept.digest] if kept else None,
                 "segments": self.segments,
                 "names": names,
                 "timelines": prints,
