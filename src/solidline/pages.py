@@ -110,15 +110,20 @@ class Target:
     @property
     def export(self) -> str | None:
         """The TimelineJS file of the whole timeline; None when it is published in sections."""
-        return None if self.sections else f"timelines/{self.key}.json"
+        return None if self.in_sections else f"timelines/{self.key}.json"
+
+    @property
+    def in_sections(self) -> bool:
+        """Whether the timeline is too long for one page (see :attr:`sections`)."""
+        return self.per_page is not None and len(self.timeline.entries) > self.per_page
 
     @functools.cached_property
     def sections(self) -> tuple[Section, ...]:
         """The timeline's sections in date order; none when it fits on one page."""
-        entries = self.timeline.entries
-        if self.per_page is None or len(entries) <= self.per_page:
+        if not self.in_sections:
             return ()
-        return tuple(sorted(_split(entries, 0, self.per_page), key=_section_order))
+        assert self.per_page is not None
+        return tuple(sorted(_split(self.timeline.entries, 0, self.per_page), key=_section_order))
 
     def section_page(self, section: Section) -> str:
         return f"{self._stem}.{section.slug}.html"
@@ -128,7 +133,7 @@ class Target:
 
     def page_of(self, entry: Entry) -> str:
         """The page that shows ``entry``: the timeline's, or its section's."""
-        if not self.sections:
+        if not self.in_sections:
             return self.page
         return self.section_page(self._section_of[entry.id])
 
@@ -147,7 +152,8 @@ class Section:
         heading: the period as the page names it (``March 1975``).
         entries: the entries, in timeline order. An entry is in the shortest period that holds
             all its dates, so a split period keeps the entries wider than its parts (a decade
-            its intervals, a year its seasons and undated months), headed ``… (wider dates)``.
+            its intervals, a year its seasons and undated months), headed ``2021, not dated to a
+            month``.
         first: the period's first day (``date.min`` for ``open``), and ``depth``, 0 for a
             decade to 3 for a day: together they order the sections.
     """
@@ -210,7 +216,9 @@ def _split(entries: Sequence[Entry], depth: int, limit: int, key: Any = None) ->
     sections = []
     if wider:
         slug, heading, first = _period_name(depth - 1, key)
-        sections.append(Section(slug, f"{heading} (wider dates)", tuple(wider), first, depth - 1))
+        within = ("a year", "a month", "a day")[depth - 1]
+        heading = f"{heading}, not dated to {within}"
+        sections.append(Section(slug, heading, tuple(wider), first, depth - 1))
     for period, members in groups.items():
         if len(members) > limit and period is not None and depth < 3:
             sections.extend(_split(members, depth + 1, limit, period))
@@ -438,7 +446,7 @@ _PLAIN_DATE = re.compile(r"[0-9]{4}-(?:0[1-9]|1[0-2])(?:-[0-9]{2})?")
 
 def _timeline_context(page: _Page, target: Target, section: Section | None) -> dict[str, Any]:
     timeline = target.timeline
-    shown = section.entries if section else () if target.sections else timeline.entries
+    shown = section.entries if section else () if target.in_sections else timeline.entries
     years: dict[str, list[_EntryView]] = {}
     for entry in shown:
         years.setdefault(_year_heading(entry), []).append(_entry_view(page, timeline, entry))

@@ -357,6 +357,21 @@ class _Run:
         ):
             projection = Projection()
         self.saved = projection.head if projection.head.seq else None
+        rendered = self.state["log"]["seq"] if self.saved else 0
+        if rendered > projection.head.seq:
+            # up to what the output shows first, so that take_changes() then names exactly
+            # the timelines that differ from it (a timeline may have changed since the saved
+            # projection and changed back, or an event come and gone)
+            lines = self.log.read(projection.head.seq + 1, rendered + 1)
+            projection.apply(_verified(lines, projection))
+            if projection.head.digest != self.state["log"]["digest"]:
+                raise CorruptLog(
+                    f"line {rendered} is not the line the last publish read; "
+                    "run `solidline verify`",
+                    segment="the log",
+                    line=rendered,
+                )
+            projection.take_changes()
         projection.apply(_verified(self.log.read(projection.head.seq + 1), projection))
         return projection
 
@@ -692,7 +707,7 @@ def _feed_spec(site: SiteConfig, target: Target, format: str, tag_date: str) -> 
         limit=site.entries_per_feed,
         author=site.author,
         language=site.language,
-        entry_page=target.page_of if target.sections else None,
+        entry_page=target.page_of if target.in_sections else None,
     )
 
 
