@@ -27,7 +27,6 @@ from benchmarks import Context, generate
 from benchmarks.__main__ import main
 
 from solidline import (
-    CorruptLog,
     EDTFDate,
     Event,
     InvalidEvent,
@@ -43,7 +42,7 @@ from solidline.codec import (
     registered_types,
     structure_event,
 )
-from solidline.log import EventLog, Head
+from tampering import tamper, verified
 
 SIZE = 600
 
@@ -191,41 +190,6 @@ def test_the_fast_structure_path_builds_what_cattrs_builds(log: Path) -> None:
             assert _by_structure_event(cls, copy.deepcopy(data)) == expected, data
 
 
-def _tampered(original: list[bytes], rng: random.Random) -> list[bytes]:
-    lines = list(original)
-    k = rng.randrange(len(lines))
-    how = rng.choice(["letter", "json", "delete", "swap", "duplicate", "more", "crlf", "tail"])
-    line = lines[k]
-    if how == "letter":
-        at = rng.randrange(1, len(line) - 2)
-        lines[k] = line[:at] + (b"X" if line[at : at + 1] != b"X" else b"Y") + line[at + 1 :]
-    elif how == "json":
-        lines[k] = line.replace(b"}", b"]", 1)
-    elif how == "delete":
-        del lines[k]
-    elif how == "swap" and k + 1 < len(lines):
-        lines[k], lines[k + 1] = lines[k + 1], lines[k]
-    elif how == "duplicate":
-        lines.insert(k, line)
-    elif how == "more":
-        lines[k] = line.replace(b',"data":', b',"more":3,"data":', 1)
-    elif how == "crlf":
-        lines[k] = line[:-1] + b"\r\n"
-    elif how == "tail":
-        lines.append(line[: len(line) // 2])
-    return lines
-
-
-def _outcome(log: EventLog, *, blocks: bool) -> tuple[Any, ...]:
-    if not blocks:  # the line-by-line check alone
-        log._verify_blocks = lambda seen: (0, Head())  # type: ignore[method-assign]
-    try:
-        report = log.verify(decode=False)
-    except CorruptLog as exc:
-        return (type(exc), exc.segment, exc.line, exc.field, exc.reason)
-    return (report.lines, report.head)
-
-
 def test_verifying_by_blocks_finds_what_the_line_by_line_check_finds(
     tmp_path: Path, log: Path
 ) -> None:
@@ -234,10 +198,8 @@ def test_verifying_by_blocks_finds_what_the_line_by_line_check_finds(
     for round_ in range(60):
         folder = tmp_path / f"log{round_}"
         folder.mkdir()
-        (folder / "00000000000000000001.jsonl").write_bytes(b"".join(_tampered(original, rng)))
-        assert _outcome(JsonlLog(folder, readonly=True), blocks=True) == _outcome(
-            JsonlLog(folder, readonly=True), blocks=False
-        )
+        (folder / "00000000000000000001.jsonl").write_bytes(b"".join(tamper(original, rng)))
+        assert verified(folder) == verified(folder, line_by_line=True)
 
 
 def test_verifying_by_blocks_works_over_segments_and_other_backends(tmp_path: Path) -> None:
@@ -245,11 +207,10 @@ def test_verifying_by_blocks_works_over_segments_and_other_backends(tmp_path: Pa
     generate.generate(folder, 1500, seed=4, segment_bytes=100_000)
     assert len(list(folder.glob("*.jsonl"))) > 3
     segmented = JsonlLog(folder, readonly=True)
-    assert _outcome(segmented, blocks=True) == _outcome(JsonlLog(folder, readonly=True),
-                                                        blocks=False)
+    assert verified(segmented) == verified(folder, line_by_line=True)
     memory = MemoryLog()
     memory._lines = _bytes(folder).splitlines(keepends=True)
-    assert _outcome(memory, blocks=True) == (1500, segmented.head)
+    assert verified(memory) == (1500, segmented.head)
 
 
 def test_the_first_catch_up_by_blocks_builds_the_same_index(log: Path) -> None:

@@ -36,6 +36,7 @@ from solidline import (
 )
 from solidline.log import GENESIS, EventLog, Head, _ranges, jsonl
 from solidline.model import Corrected, Retracted
+from tampering import tampered_copies, verified
 
 TESTS = Path(__file__).parent
 FIRST = "00000000000000000001.jsonl"
@@ -760,61 +761,13 @@ def in_ranges(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return checked
 
 
-def _verified(path: Path, *, line_by_line: bool = False) -> tuple[Any, ...]:
-    log = JsonlLog(path, readonly=True)
-    if line_by_line:
-        log._verify_blocks = lambda seen: (0, Head())  # type: ignore[method-assign]
-    try:
-        report = log.verify(decode=False)
-    except CorruptLog as exc:
-        return (type(exc), exc.segment, exc.line, exc.field, exc.reason)
-    return (report.lines, report.head)
-
-
-def _tamper(segment: list[bytes], chance: random.Random) -> list[bytes]:
-    lines_ = list(segment)
-    k = chance.randrange(len(lines_))
-    line = lines_[k]
-    how = chance.choice(["letter", "json", "delete", "swap", "duplicate", "more", "crlf",
-                         "tail", "seq"])
-    if how == "letter":
-        at = chance.randrange(1, len(line) - 2)
-        lines_[k] = line[:at] + (b"X" if line[at : at + 1] != b"X" else b"Y") + line[at + 1 :]
-    elif how == "json":
-        lines_[k] = line.replace(b"}", b"]", 1)
-    elif how == "delete":
-        del lines_[k]
-    elif how == "swap" and k + 1 < len(lines_):
-        lines_[k], lines_[k + 1] = lines_[k + 1], lines_[k]
-    elif how == "duplicate":
-        lines_.insert(k, line)
-    elif how == "more":
-        lines_[k] = line.replace(b',"data":', b',"more":3,"data":', 1)
-    elif how == "crlf":
-        lines_[k] = line[:-1] + b"\r\n"
-    elif how == "tail":
-        lines_.append(line[: len(line) // 2])
-    elif how == "seq":
-        lines_[k] = line.replace(b'{"seq":', b'{"seq":0', 1)
-    return lines_
-
-
 def test_verifying_on_every_core_finds_what_the_line_by_line_check_finds(
     segmented: Path, tmp_path: Path, in_ranges: list[int]
 ) -> None:
-    assert _verified(segmented) == _verified(segmented, line_by_line=True)
+    assert verified(segmented) == verified(segmented, line_by_line=True)
     chance = random.Random(5)
-    for round_ in range(40):
-        folder = tmp_path / f"log{round_}"
-        folder.mkdir()
-        segments = sorted(segmented.glob("*.jsonl"))
-        victim = chance.choice(segments)
-        for segment in segments:
-            content = lines(segment)
-            if segment == victim:
-                content = _tamper(content, chance)
-            (folder / segment.name).write_bytes(b"".join(content))
-        assert _verified(folder) == _verified(folder, line_by_line=True), round_
+    for round_, folder in tampered_copies(segmented, tmp_path, chance, 40):
+        assert verified(folder) == verified(folder, line_by_line=True), round_
     assert len(in_ranges) == 41
     assert min(in_ranges) > 10
     assert not multiprocessing.active_children()
@@ -825,15 +778,8 @@ def test_verifying_by_small_blocks_finds_what_the_line_by_line_check_finds(
     segmented: Path, tmp_path: Path
 ) -> None:
     chance = random.Random(6)
-    for round_ in range(40):
-        folder = tmp_path / f"log{round_}"
-        folder.mkdir()
-        segments = sorted(segmented.glob("*.jsonl"))
-        victim = chance.choice(segments)
-        for segment in segments:
-            content = _tamper(lines(segment), chance) if segment == victim else lines(segment)
-            (folder / segment.name).write_bytes(b"".join(content))
-        assert _verified(folder) == _verified(folder, line_by_line=True), round_
+    for round_, folder in tampered_copies(segmented, tmp_path, chance, 40):
+        assert verified(folder) == verified(folder, line_by_line=True), round_
 
 
 def test_verifying_on_every_core_notes_where_lines_start(
@@ -864,8 +810,8 @@ def test_a_line_whose_data_is_not_json_is_found_at_its_place_by_blocks(
 ) -> None:
     for k in range(1, 80):
         folder = _with_bad_data(segmented, tmp_path / f"log{k}", k)
-        found = _verified(folder)
-        assert found == _verified(folder, line_by_line=True)
+        found = verified(folder)
+        assert found == verified(folder, line_by_line=True)
         assert found[2:4] == (k - int(found[1][:20]) + 1, None)
 
 
@@ -875,8 +821,8 @@ def test_a_line_whose_data_is_not_json_is_found_at_its_place_by_ranges(
 ) -> None:
     for k in range(1, 80, 3):
         folder = _with_bad_data(segmented, tmp_path / f"log{k}", k)
-        found = _verified(folder)
-        assert found == _verified(folder, line_by_line=True)
+        found = verified(folder)
+        assert found == verified(folder, line_by_line=True)
         assert found[2:4] == (k - int(found[1][:20]) + 1, None)
     assert in_ranges
 
@@ -1016,7 +962,7 @@ def test_a_worker_that_dies_leaves_the_rest_to_the_line_by_line_check(
     monkeypatch.setattr(_ranges, "check_range", _dying)
     _DOOMED[:] = [list(_ranges.ranges(segments))[5]]
     try:
-        assert _verified(segmented) == _verified(segmented, line_by_line=True)
+        assert verified(segmented) == verified(segmented, line_by_line=True)
     finally:
         _DOOMED.clear()
     assert in_ranges
@@ -1047,14 +993,7 @@ def test_the_first_catch_up_on_every_core_builds_the_same_index(
         log.append([*entities("dkp"), Retracted(id="r1", target=first.id, reason="wrong")])
     assert _indexed(extra) == _indexed(extra, line_by_line=True)
     chance = random.Random(8)
-    for round_ in range(15):
-        folder = tmp_path / f"log{round_}"
-        folder.mkdir()
-        segments = sorted(extra.glob("*.jsonl"))
-        victim = chance.choice(segments)
-        for segment in segments:
-            content = _tamper(lines(segment), chance) if segment == victim else lines(segment)
-            (folder / segment.name).write_bytes(b"".join(content))
+    for round_, folder in tampered_copies(extra, tmp_path, chance, 15):
         assert _indexed(folder) == _indexed(folder, line_by_line=True), round_
     assert len(in_ranges) == 17  # the writer above, then one for each log checked in ranges
 

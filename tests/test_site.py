@@ -245,20 +245,12 @@ def test_feed_entries_link_to_the_section_that_shows_them(sectioned: Config) -> 
 
 
 def test_an_entry_appended_rewrites_its_section_and_no_other(
-    sectioned: Config, make_source: Callable[..., Source]
+    sectioned: Config, make_meeting: Callable[..., Meeting]
 ) -> None:
     publish(sectioned)
     before = {p.name for p in sectioned.path("public").glob("all.*.html")}
     with JsonlLog(sectioned.path("events")) as log:
-        log.append(
-            Meeting(
-                id="m-1999",
-                when="1999-05-01",
-                title="A meeting in 1999",
-                participants=[Participant(entity="cpusa"), Participant(entity="cpv")],
-                sources=[make_source()],
-            )
-        )
+        log.append(make_meeting("m-1999", "cpusa", "cpv", when="1999-05-01", title="In 1999"))
 
     report = publish(sectioned)
 
@@ -271,7 +263,7 @@ def test_an_entry_appended_rewrites_its_section_and_no_other(
     assert written == set(order[max(at - 1, 0) : at + 2])
     assert len(written) == 3
     assert "timelines/all.1990s.json" in report.written
-    assert "A meeting in 1999" in page(sectioned, "all.1990s.html")
+    assert "In 1999" in page(sectioned, "all.1990s.html")
 
 
 def test_the_same_record_gives_the_same_bytes_in_another_folder(
