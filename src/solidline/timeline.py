@@ -579,6 +579,8 @@ class Projection:
 
     def _note_changes(self, gone: list[Entry], fresh: list[Entry]) -> None:
         """Keep the index up to date and remember which timelines changed."""
+        if self._index is None and self._changed is None:
+            return  # a first fold: no index yet, and every timeline is new anyway
         if self._index is not None:
             changed = self._index.replace(gone, fresh)
         else:
@@ -613,6 +615,9 @@ class Projection:
             if first in seen or first in retracted:
                 continue
             seen.add(first)
+            if not items[first].amendments:  # most facts: linked to nothing
+                groups.append([first])
+                continue
             group, todo = [], [first]
             while todo:
                 fact = todo.pop()
@@ -631,6 +636,22 @@ class Projection:
     def _entry(self, members: list[str], state: _Derived) -> Entry:
         head = members[0]
         item = self._items[head]
+        if len(members) == 1 and not item.amendments:  # most entries: a fact as recorded
+            record = item.record
+            event = record.event
+            assert isinstance(event, Fact)
+            sources = event.sources
+            return Entry(
+                id=head,
+                event=event,
+                sources=sources if len(sources) < 2 else _once(sources),
+                ids=(head,),
+                history=(record,),
+                entities=event.entities(),  # each once already
+                published=record.recorded_at,
+                updated=record.recorded_at,
+                seq=record.seq,
+            )
         event = self._current(head, state)
         assert isinstance(event, Fact)
         if len(members) == 1:  # most entries: no merging to do
