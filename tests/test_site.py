@@ -36,7 +36,7 @@ from solidline.config import Config, load_config
 from solidline.model import Corrected, Retracted, StatusChanged
 from solidline.pages import default_templates
 from solidline.site import PublishReport, publish
-from solidline.timeline import Projection
+from solidline.timeline import Projection, pair_key
 from strategies import TIMELINE_EPOCH, timed_histories
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -264,6 +264,30 @@ def test_an_entry_appended_rewrites_its_section_and_no_other(
     assert len(written) == 3
     assert "timelines/all.1990s.json" in report.written
     assert "In 1999" in page(sectioned, "all.1990s.html")
+
+
+def test_a_new_relationship_rewrites_an_entitys_page_but_not_its_other_sections(
+    sectioned: Config, make_meeting: Callable[..., Meeting]
+) -> None:
+    publish(sectioned)
+    projection = Projection.from_log(JsonlLog(EVENTS, readonly=True))
+    first = projection.timeline(entity="cpv").entries[0]
+    stranger = next(
+        e
+        for e in projection.entity_keys()
+        if e != "cpv" and pair_key("cpv", e) not in projection.relationships()
+    )
+    with JsonlLog(sectioned.path("events")) as log:
+        log.append(make_meeting("m-new", "cpv", stranger, when=str(first.when)))
+
+    report = publish(sectioned)
+
+    written = [n for n in report.written if n.startswith("entities/cpv.")]
+    assert "entities/cpv.html" in written  # it lists the new relationship
+    assert len(written) == 2  # and the one section that shows the new entry
+    assert "m-new" in page(
+        sectioned, written[0] if written[1] == "entities/cpv.html" else written[1]
+    )
 
 
 def test_the_same_record_gives_the_same_bytes_in_another_folder(

@@ -459,7 +459,8 @@ def _timeline_context(page: _Page, target: Target, section: Section | None) -> d
         "kind": target.kind,
         "timeline": timeline,
         "entity": definition,
-        "related": [_timeline_link(page, timeline, key) for key in target.related],
+        # on the timeline's own page only: a section would change with every new relationship
+        "related": [] if section else [_timeline_link(page, timeline, k) for k in target.related],
         "years": list(years.items()),
         "count": len(counted),
         "updated": _day(updated.date()) if updated else None,

@@ -732,8 +732,8 @@ def _timelinejs(timeline: Timeline) -> bytes:
 
 
 def _section_fingerprint(target: Target, at: int, names: str) -> str:
-    """What a section's files are made of: its entries, its neighbours, the timeline's title,
-    links and names (the count of the whole timeline is on its own page only)."""
+    """What a section's files are made of: its entries, its neighbours, the timeline's title
+    and names (the whole timeline's count and related timelines are on its own page only)."""
     sections = target.sections
     section = sections[at]
     around = [(s.slug, s.heading) for s in sections[max(at - 1, 0) : at + 2]]
@@ -743,7 +743,6 @@ def _section_fingerprint(target: Target, at: int, names: str) -> str:
             target.kind,
             target.key,
             target.timeline.title,
-            target.related,
             section.slug,
             section.heading,
             around,
