@@ -78,7 +78,9 @@ def folder(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def digest(folder: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
+def digest(
+    folder: Path, *args: str, env: dict[str, str | None] | None = None
+) -> tuple[int, str]:
     result = CliRunner().invoke(
         main, ["--config", str(folder / "solidline.toml"), "digest", *args], env=env or {}
     )
@@ -92,23 +94,14 @@ def use_server(folder: Path, server: Server, **newsletter: str) -> None:
 # -- preview ---------------------------------------------------------------------------------------
 
 
+NO_KEY: dict[str, str | None] = {"SOLIDLINE_UNSUBSCRIBE_KEY": None}
+
+
 def test_a_fresh_clone_previews_the_record_into_the_outbox(tmp_path: Path) -> None:
-    result = CliRunner().invoke(
-        main,
-        [
-            "--config",
-            str(ROOT / "solidline.toml"),
-            "digest",
-            "--ending",
-            "2026-11-30",
-            "--outbox",
-            str(tmp_path),
-        ],
-        env={"SOLIDLINE_UNSUBSCRIBE_KEY": None},
-    )
-    assert result.exit_code == 0, result.output
-    assert "PREVIEW key" in result.output
-    assert "weekly window 23–29 November 2026 (20261123-20261130): 24 new" in result.output
+    code, output = digest(ROOT, "--ending", "2026-11-30", "--outbox", str(tmp_path), env=NO_KEY)
+    assert code == 0, output
+    assert "PREVIEW key" in output
+    assert "weekly window 23–29 November 2026 (20261123-20261130): 24 new" in output
     written = tmp_path / "20261123-20261130"
     assert len(list(written.glob("*.eml"))) == 5
     assert (written / "index.html").exists()
@@ -117,22 +110,10 @@ def test_a_fresh_clone_previews_the_record_into_the_outbox(tmp_path: Path) -> No
 def test_interests_in_entities_defined_after_the_window_are_not_mistakes(tmp_path: Path) -> None:
     # the record's entities were all defined on 23 November 2026; a window before that day
     # still accepts the example subscribers, whose interests name them
-    result = CliRunner().invoke(
-        main,
-        [
-            "--config",
-            str(ROOT / "solidline.toml"),
-            "digest",
-            "--ending",
-            "2026-11-16",
-            "--outbox",
-            str(tmp_path),
-        ],
-        env={"SOLIDLINE_UNSUBSCRIBE_KEY": None},
-    )
-    assert result.exit_code == 0, result.output
-    assert "0 new" in result.output
-    assert "5 subscriber(s)" in result.output
+    code, output = digest(ROOT, "--ending", "2026-11-16", "--outbox", str(tmp_path), env=NO_KEY)
+    assert code == 0, output
+    assert "0 new" in output
+    assert "5 subscriber(s)" in output
 
 
 def test_the_default_window_is_the_last_one_ended(folder: Path) -> None:

@@ -131,6 +131,19 @@ class Target:
     def section_export(self, section: Section) -> str:
         return f"timelines/{self.key}.{section.slug}.json"
 
+    def around(self, section: Section) -> tuple[Section | None, Section | None]:
+        """The sections before and after ``section`` (its page links to both)."""
+        at = self._section_at[id(section)]
+        sections = self.sections
+        return (
+            sections[at - 1] if at else None,
+            sections[at + 1] if at + 1 < len(sections) else None,
+        )
+
+    @functools.cached_property
+    def _section_at(self) -> dict[int, int]:
+        return {id(section): at for at, section in enumerate(self.sections)}
+
     def page_of(self, entry: Entry) -> str:
         """The page that shows ``entry``: the timeline's, or its section's."""
         if not self.in_sections:
@@ -175,24 +188,21 @@ def _section_order(section: Section) -> tuple[dt.date, int]:
     return section.first, section.depth
 
 
-# A period at each depth: decade, year, month, day. ``period(entry)`` is its key if all of the
-# entry's dates fall in one period of that depth, else None; ``name`` gives (slug, heading,
-# first day) of a key.
-def _decade(entry: Entry) -> int | None:
-    lower = entry.when.lower
-    return None if lower == dt.date.min else lower.year // 10
-
-
-def _narrower(entry: Entry, depth: int) -> tuple[int, ...] | None:
+def _period_of(entry: Entry, depth: int) -> Any:
+    """The entry's period at ``depth`` (0 decade, 1 year, 2 month, 3 day): the decade of its
+    earliest day, or the (year[, month[, day]]) all its dates fall in; None for an open start,
+    or dates wider than one period of that depth."""
     lower, upper = entry.when.lower, entry.when.upper
-    parts = ((lower.year,), (lower.year, lower.month), (lower.year, lower.month, lower.day))
-    ends = ((upper.year,), (upper.year, upper.month), (upper.year, upper.month, upper.day))
-    if lower == dt.date.min or parts[depth - 1] != ends[depth - 1]:
+    if lower == dt.date.min:
         return None
-    return parts[depth - 1]
+    if depth == 0:
+        return lower.year // 10
+    key = (lower.year, lower.month, lower.day)[:depth]
+    return key if key == (upper.year, upper.month, upper.day)[:depth] else None
 
 
 def _period_name(depth: int, key: Any) -> tuple[str, str, dt.date]:
+    """The slug, heading and first day of a period :func:`_period_of` gave."""
     if key is None:
         return "open", "Dates with an open start", dt.date.min
     if depth == 0:
@@ -208,7 +218,7 @@ def _split(entries: Sequence[Entry], depth: int, limit: int, key: Any = None) ->
     groups: dict[Any, list[Entry]] = {}
     wider: list[Entry] = []
     for entry in entries:
-        period = _decade(entry) if depth == 0 else _narrower(entry, depth)
+        period = _period_of(entry, depth)
         if depth and period is None:
             wider.append(entry)  # wider than this depth's periods: stays with its parent
         else:
@@ -475,16 +485,15 @@ def _timeline_context(page: _Page, target: Target, section: Section | None) -> d
 
 
 def _section_nav(page: _Page, target: Target, section: Section) -> dict[str, _Link | None]:
-    sections = target.sections
-    at = sections.index(section)
+    previous, following = target.around(section)
 
     def link(other: Section | None) -> _Link | None:
         return _Link(other.heading, page.href(target.section_page(other))) if other else None
 
     return {
         "up": _Link(target.timeline.title, page.href(target.page)),
-        "previous": link(sections[at - 1] if at else None),
-        "next": link(sections[at + 1] if at + 1 < len(sections) else None),
+        "previous": link(previous),
+        "next": link(following),
     }
 
 

@@ -85,7 +85,7 @@ from .pages import (
     stylesheet,
     template_folders,
 )
-from .timeline import Projection, Timeline
+from .timeline import Entry, Projection, Timeline
 
 if TYPE_CHECKING:  # imported when something is rendered: a run with nothing new needs neither
     import jinja2
@@ -475,8 +475,8 @@ class _Run:
         any may): the others keep their fingerprint without computing it again.
 
         Returns:
-            Which timeline each output file belongs to, every timeline's fingerprint, and how
-            many timelines were rendered.
+            Which unit (a timeline, or a section of one) each output file belongs to, every
+            unit's fingerprint by timeline, and how many units were rendered.
         """
         catalog = self.catalog()
         damaged = _damaged(self.output, catalog.files)
@@ -514,11 +514,10 @@ class _Run:
         render). The timeline's page and feeds are one, keyed by the timeline's key; a timeline
         in sections has one more for each section's page and TimelineJS file."""
         yield target.key, _fingerprint(target, names), lambda: self._render(target, tag_date)
-        for at, section in enumerate(target.sections):
-            print = _section_fingerprint(target, at, names)
-            yield f"{target.key}@{section.slug}", print, functools.partial(
-                self._render_section, target, section
-            )
+        for section in target.sections:
+            print_ = _section_fingerprint(target, section, names)
+            render = functools.partial(self._render_section, target, section)
+            yield f"{target.key}@{section.slug}", print_, render
 
     def _render(self, target: Target, tag_date: str) -> Iterator[tuple[str, bytes]]:
         from .feeds import render_feed
@@ -731,52 +730,49 @@ def _timelinejs(timeline: Timeline) -> bytes:
     return orjson.dumps(timelinejs(timeline), option=orjson.OPT_INDENT_2) + b"\n"
 
 
-def _section_fingerprint(target: Target, at: int, names: str) -> str:
+def _section_fingerprint(target: Target, section: Section, names: str) -> str:
     """What a section's files are made of: its entries, its neighbours, the timeline's title
     and names (the whole timeline's count and related timelines are on its own page only)."""
-    sections = target.sections
-    section = sections[at]
-    around = [(s.slug, s.heading) for s in sections[max(at - 1, 0) : at + 2]]
-    entries = [(e.id, [r.seq for r in e.history]) for e in section.entries]
-    material = repr(
-        (
-            target.kind,
-            target.key,
-            target.timeline.title,
-            section.slug,
-            section.heading,
-            around,
-            entries,
-            names,
-        )
+    around = [(s.slug, s.heading) if s else None for s in target.around(section)]
+    return _digest(
+        target.kind,
+        target.key,
+        target.timeline.title,
+        section.slug,
+        section.heading,
+        around,
+        _shaped_by(section.entries),
+        names,
     )
-    return hashlib.sha256(material.encode()).hexdigest()
 
 
 def _fingerprint(target: Target, names: str) -> str:
     """What a timeline's files are made of: entries and the lines that shaped them, names."""
     timeline = target.timeline
-    entries = [(e.id, [r.seq for r in e.history]) for e in timeline.entries]
-    material = repr(
-        (
-            target.kind,
-            timeline.key,
-            timeline.title,
-            target.related,
-            entries,
-            names,
-            timeline.head if not timeline.entries else None,
-        )
+    return _digest(
+        target.kind,
+        timeline.key,
+        timeline.title,
+        target.related,
+        _shaped_by(timeline.entries),
+        names,
+        timeline.head if not timeline.entries else None,
     )
-    return hashlib.sha256(material.encode()).hexdigest()
+
+
+def _shaped_by(entries: Iterable[Entry]) -> list[tuple[str, list[int]]]:
+    """Each entry's id and the seqs of the lines that shaped it."""
+    return [(e.id, [r.seq for r in e.history]) for e in entries]
+
+
+def _digest(*material: Any) -> str:
+    return hashlib.sha256(repr(material).encode()).hexdigest()
 
 
 def _names_print(projection: Projection) -> str:
     """What every page takes from the entity definitions, as one digest (pages name entities
     wherever they appear, so a changed definition means every timeline is fingerprinted)."""
-    entities = projection.entities()
-    material = repr(sorted((k, repr(v)) for k, v in entities.items()))
-    return hashlib.sha256(material.encode()).hexdigest()
+    return _digest(sorted((k, repr(v)) for k, v in projection.entities().items()))
 
 
 def _segment_hashes(log: EventLog, then: list[list[Any]] | None) -> tuple[bool, list[list[Any]]]:
