@@ -1004,6 +1004,31 @@ def test_the_garbage_collector_is_left_as_it_was(tmp_path: Path) -> None:
             gc.enable()
 
 
+class _Cycle:
+    me: Any = None
+
+
+def test_cyclic_garbage_is_still_collected_and_frozen_objects_stay_frozen(tmp_path: Path) -> None:
+    log, _ = new_log([meeting("m1", "cpusa", "cpv")])
+    garbage = _Cycle()
+    garbage.me = garbage
+    gone = weakref.ref(garbage)
+    del garbage
+    Projection.from_log(log).entries()  # hands the young objects to the oldest generation
+    gc.collect()
+    assert gone() is None
+    gc.freeze()  # an application's own frozen objects
+    try:
+        frozen = gc.get_freeze_count()
+        projection = Projection.from_log(log)
+        projection.entries()
+        projection.save(tmp_path / "c")
+        assert Projection.load(tmp_path / "c") is not None
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
+
+
 @given(merge_histories())
 def test_merging_followed_line_by_line_gives_what_a_rebuild_gives(events: list[Event]) -> None:
     log, _ = new_log()

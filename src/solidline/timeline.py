@@ -144,7 +144,9 @@ class Entry:
 
 
 def _sort_key(entry: Entry) -> tuple[int, int, dt.datetime, int]:
-    return entry.sort_key
+    """:attr:`Entry.sort_key` without the property's call (a fold sorts and merges millions)."""
+    lower, negative_upper = entry.event.when.sort_key
+    return lower, negative_upper, entry.published, entry.seq
 
 
 @attrs.frozen
@@ -291,10 +293,12 @@ class _Index:
         by_entity: dict[str, list[Entry]] = {}
         by_pair: dict[str, list[Entry]] = {}
         for entry in entries:
-            for name in entry.entities:
+            entities = entry.entities
+            for name in entities:
                 by_entity.setdefault(name, []).append(entry)
-            for key in entry.relationships():
-                by_pair.setdefault(key, []).append(entry)
+            if len(entities) > 1:
+                for key in entry.relationships():
+                    by_pair.setdefault(key, []).append(entry)
         return cls(
             {name: tuple(found) for name, found in by_entity.items()},
             {key: tuple(found) for key, found in by_pair.items()},
@@ -654,16 +658,17 @@ class Projection:
             event = record.event
             assert isinstance(event, Fact)
             sources = event.sources
-            return Entry(
-                id=head,
-                event=event,
-                sources=sources if len(sources) < 2 else _once(sources),
-                ids=(head,),
-                history=(record,),
-                entities=event.entities(),  # each once already
-                published=record.recorded_at,
-                updated=record.recorded_at,
-                seq=record.seq,
+            recorded_at = record.recorded_at
+            return _new_entry(  # Entry(...) by position, without the keyword arguments' cost
+                head,
+                event,
+                sources if len(sources) < 2 else _once(sources),
+                (head,),
+                (record,),
+                event.entities(),  # each once already
+                recorded_at,
+                recorded_at,
+                record.seq,
             )
         event = self._current(head, state)
         assert isinstance(event, Fact)
@@ -837,6 +842,8 @@ def _name(entities: Mapping[str, EntityDefined], entity: str) -> str:
 
 def _once(values: tuple[Any, ...]) -> tuple[Any, ...]:
     """The values without repeats, in order."""
+    if len(values) == 2:  # most often: two sources, compared without hashing both
+        return values if values[0] != values[1] else values[:1]
     return values if len(values) < 2 else tuple(dict.fromkeys(values))
 
 
@@ -972,6 +979,17 @@ def _builder(cls: type[Any]) -> Callable[..., Any] | None:
     return builder
 
 
+def _entry_builder() -> Callable[..., Entry]:
+    builder = _builder(Entry)
+    assert builder is not None  # Entry's __init__ is the one attrs generates, into slots
+    return builder
+
+
+# Entry(...) with the fields by position: what Entry.__init__ does (it has no converters or
+# validators) without binding keyword arguments, for the hundreds of thousands a fold makes
+_new_entry = _entry_builder()
+
+
 def _layout() -> str:
     """A digest of the fields of every class a checkpoint pickles: another layout, another file."""
     parts = [
@@ -1053,6 +1071,12 @@ def _collector_paused() -> Iterator[None]:
     A fold makes millions of small objects and no reference cycles; collections triggered
     meanwhile would only walk the growing heap again and again (a fold is about 1.5 times, a
     load about 3 times faster without them). Whatever was paused runs again afterwards.
+
+    The objects made meanwhile are then handed to the oldest generation at once (freezing and
+    unfreezing moves every tracked object there without walking any): left in the youngest,
+    they would be walked by the next young collection, again by the middle one, and then by a
+    full one, each pass over millions of objects. The collector still collects them, at its
+    next full collection. An application that keeps frozen objects of its own is left alone.
     """
     was_enabled = gc.isenabled()
     gc.disable()
@@ -1060,4 +1084,7 @@ def _collector_paused() -> Iterator[None]:
         yield
     finally:
         if was_enabled:
+            if not gc.get_freeze_count():
+                gc.freeze()
+                gc.unfreeze()
             gc.enable()
