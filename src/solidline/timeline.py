@@ -1041,16 +1041,19 @@ def _write_atomically(path: Path, header: bytes, state: dict[str, Any]) -> None:
 
 def _read_checkpoint(path: Path) -> dict[str, Any] | None:
     data = path.read_bytes()
-    if not data.startswith(_MAGIC) or len(data) < len(_MAGIC) + _TRAILER:
+    end = len(data) - _TRAILER
+    if not data.startswith(_MAGIC) or end < len(_MAGIC):
         return None
-    body, trailer = data[:-_TRAILER], data[-_TRAILER:]
-    if hashlib.sha256(body).hexdigest().encode() + b"\n" != trailer:
-        return None
-    header_end = body.index(b"\n", len(_MAGIC)) + 1
-    header = orjson.loads(body[len(_MAGIC) : header_end])
-    if header != {"format": _CHECKPOINT_FORMAT, "layout": _layout()}:
-        return None
-    state = _unpickle(body[header_end:])
+    # the body is hashed and unpickled where it lies: slices of it would be copies of it (a
+    # gigabyte at a million events, twice)
+    with memoryview(data) as view:
+        if hashlib.sha256(view[:end]).hexdigest().encode() + b"\n" != data[end:]:
+            return None
+        header_end = data.index(b"\n", len(_MAGIC), end) + 1
+        header = orjson.loads(view[len(_MAGIC) : header_end])
+        if header != {"format": _CHECKPOINT_FORMAT, "layout": _layout()}:
+            return None
+        state = _unpickle(view[header_end:end])
     if not isinstance(state, dict) or set(state) != set(_SAVED):
         return None
     if not isinstance(state["head"], Head) or not isinstance(state["_items"], dict):
@@ -1058,7 +1061,7 @@ def _read_checkpoint(path: Path) -> dict[str, Any] | None:
     return state
 
 
-def _unpickle(data: bytes) -> Any:
+def _unpickle(data: bytes | memoryview) -> Any:
     _reducers()  # the builders the pickle names
     with _collector_paused():
         return pickle.loads(data)
