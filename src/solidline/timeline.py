@@ -254,11 +254,13 @@ class _Item:
     def __init__(
         self,
         record: Recorded,
-        amendments: list[str] | None = None,
+        amendments: list[str] | tuple[()] = (),
         reaches: tuple[str, ...] = (),
     ) -> None:
         self.record = record
-        self.amendments: list[str] = [] if amendments is None else amendments
+        # the ids of the amendments naming it, in seq order: most events have none, and share
+        # the empty tuple until their first (a list each would be a million lists)
+        self.amendments = amendments
         # the facts whose entries this event shapes: a fact itself, those an amendment reaches
         self.reaches = reaches
 
@@ -441,7 +443,10 @@ class Projection:
             for target in _targets(event):
                 amended = self._items.get(target)
                 if amended is not None:
-                    amended.amendments.append(event_id)
+                    if amended.amendments:
+                        amended.amendments.append(event_id)
+                    else:
+                        amended.amendments = [event_id]
                     reaches.update(dict.fromkeys(amended.reaches))
             item.reaches = tuple(reaches)
             if isinstance(event, Retracted):
@@ -663,7 +668,7 @@ class Projection:
                 head,
                 event,
                 sources if len(sources) < 2 else _once(sources),
-                (head,),
+                item.reaches,  # (head,): a fact reaches itself; one tuple for both
                 (record,),
                 event.entities(),  # each once already
                 recorded_at,
