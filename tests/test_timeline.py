@@ -45,10 +45,14 @@ from solidline.codec import event_data
 from solidline.log import EventLog
 from solidline.timeline import (
     _CHECKPOINT_FORMAT,
+    _SAVED,
     Anniversary,
     Entry,
     Projection,
     Timeline,
+    _builder,
+    _Index,
+    _Item,
     pair_key,
     parse_pair,
     timeline,
@@ -461,6 +465,50 @@ def test_save_load_update_gives_what_a_rebuild_gives(history: Timed, data: st.Da
         loaded.update(log)
         assert_same_projection(loaded, Projection.from_log(log), log)
         assert [p.name for p in Path(folder).iterdir()] == ["projection.checkpoint"]
+
+
+def _every_field(value: Any) -> Any:
+    """The value with every attrs object spelled out: its class and all its fields, those left
+    out of ``==`` included (an EDTF date compares by text only)."""
+    if attrs.has(type(value)):
+        fields = attrs.fields(type(value))
+        return (type(value), tuple((f.name, _every_field(getattr(value, f.name))) for f in fields))
+    if isinstance(value, _Item):
+        return (_Item, _every_field((value.record, value.amendments, value.reaches)))
+    if isinstance(value, _Index):
+        return (_Index, _every_field((value.by_entity, value.by_pair)))
+    if isinstance(value, (tuple, list)):
+        return type(value)(_every_field(v) for v in value)
+    if isinstance(value, dict):
+        return [(k, _every_field(v)) for k, v in value.items()]  # in order
+    return value
+
+
+@given(timed_histories())
+def test_a_checkpoint_restores_every_field_of_every_object(history: Timed) -> None:
+    log, _ = record(history)
+    projection = Projection.from_log(log)
+    projection.entries()
+    projection.relationships()  # the index too
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "projection.checkpoint"
+        projection.save(path)
+        loaded = Projection.load(path)
+    assert loaded is not None
+    for name in _SAVED:
+        assert _every_field(getattr(loaded, name)) == _every_field(getattr(projection, name))
+
+
+def test_a_checkpoint_keeps_the_default_pickling_for_classes_without_slot_setters() -> None:
+    @attrs.frozen
+    class Plain:
+        value: int
+
+        def __init__(self, value: int) -> None:  # its own __init__: no builder
+            self.__attrs_init__(value)
+
+    assert _builder(Plain) is None
+    assert _builder(Entry) is _builder(Entry) is not None
 
 
 def _saved(tmp_path: Path) -> tuple[Path, EventLog]:
@@ -954,6 +1002,31 @@ def test_the_garbage_collector_is_left_as_it_was(tmp_path: Path) -> None:
             assert gc.isenabled() is enabled
         finally:
             gc.enable()
+
+
+class _Cycle:
+    me: Any = None
+
+
+def test_cyclic_garbage_is_still_collected_and_frozen_objects_stay_frozen(tmp_path: Path) -> None:
+    log, _ = new_log([meeting("m1", "cpusa", "cpv")])
+    garbage = _Cycle()
+    garbage.me = garbage
+    gone = weakref.ref(garbage)
+    del garbage
+    Projection.from_log(log).entries()  # hands the young objects to the oldest generation
+    gc.collect()
+    assert gone() is None
+    gc.freeze()  # an application's own frozen objects
+    try:
+        frozen = gc.get_freeze_count()
+        projection = Projection.from_log(log)
+        projection.entries()
+        projection.save(tmp_path / "c")
+        assert Projection.load(tmp_path / "c") is not None
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
 
 
 @given(merge_histories())
