@@ -22,6 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import solidline.mail as mail_module
 from smtp_server import PASSWORD, USER, Recorder, free_port, make_certificate, smtp_server
 from solidline import (
     CorruptLog,
@@ -172,6 +173,14 @@ def test_the_body_is_byte_for_byte_what_the_email_package_writes(text: str, html
     outgoing = make(text=text, html=html)
     body = b"MIME-Version: 1.0\r\n" + outgoing.data.split(b"\r\nMIME-Version: 1.0\r\n", 1)[1]
     assert body == _body_by_email_package(text, html, outgoing.message_id)
+
+
+@settings(max_examples=300)
+@given(content=_BODY_TEXT, block=st.integers(1, 80))
+def test_encoding_in_blocks_is_encoding_line_by_line(content: str, block: int) -> None:
+    lines = content.encode().splitlines() or [b""]
+    line_by_line = "".join(mail_module._quoted_printable(line) for line in lines)
+    assert mail_module._encoded(content, block) == line_by_line
 
 
 def test_message_id_is_per_subscriber_and_window() -> None:
