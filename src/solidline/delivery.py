@@ -184,6 +184,13 @@ class DeliveryReport:
         """Whether every planned message was delivered."""
         return not self.rejected and not self.deferred and self.stopped is None
 
+    def add(self, other: DeliveryReport) -> None:
+        """Count what another run of :func:`deliver_pending` did, too."""
+        self.sent += other.sent
+        self.rejected += other.rejected
+        self.deferred += other.deferred
+        self.stopped = self.stopped or other.stopped
+
 
 def _locked(folder: Path) -> contextlib.AbstractContextManager[None]:
     """Hold ``folder``'s lock file for the block, or raise at once if a run holds it."""
@@ -350,25 +357,26 @@ class Ledger:
         fresh = [m for m in messages if not self.knows(m.message_id)]
         if not fresh:
             return 0
-        lines = [_line("window", {**window, "messages": len(fresh)})]
+        return self.record_planned(window, self.spool_messages(fresh))
+
+    def spool_messages(self, messages: Sequence[Outgoing]) -> list[dict[str, Any]]:
+        """Write the messages' bytes into one spool file, durably; their ``planned`` lines, for
+        :meth:`record_planned` (which may be called in another process holding the ledger).
+
+        The file is named after the Message-IDs, so planning the same messages again (after a
+        crash before their lines were recorded) replaces it.
+
+        Raises:
+            DurabilityError: the spool cannot be written.
+        """
+        ids = hashlib.sha256("\n".join(m.message_id for m in messages).encode())
+        name = f"{ids.hexdigest()[:32]}.spool"
         try:
-            lines += self._spool_all(fresh)
+            write_atomically(self.spool / name, b"".join(m.data for m in messages))
         except OSError as exc:
             raise DurabilityError(
                 f"{self.spool}: cannot spool the planned messages: {exc}"
             ) from exc
-        self._append(lines)
-        return len(fresh)
-
-    def _spool_all(self, messages: Sequence[Outgoing]) -> list[dict[str, Any]]:
-        """Write the messages' bytes into one spool file; their ``planned`` lines.
-
-        The file is named after the Message-IDs, so planning the same messages again (after a
-        crash before their lines were recorded) replaces it.
-        """
-        ids = hashlib.sha256("\n".join(m.message_id for m in messages).encode())
-        name = f"{ids.hexdigest()[:32]}.spool"
-        write_atomically(self.spool / name, b"".join(m.data for m in messages))
         lines, offset = [], 0
         for message in messages:
             lines.append(
@@ -388,6 +396,13 @@ class Ledger:
             )
             offset += len(message.data)
         return lines
+
+    def record_planned(self, window: dict[str, str], lines: list[dict[str, Any]]) -> int:
+        """Record spooled messages (:meth:`spool_messages`) as planned in ``window``, in one
+        durable batch. Returns how many."""
+        if lines:
+            self._append([_line("window", {**window, "messages": len(lines)}), *lines])
+        return len(lines)
 
     def record(self, kind: str, message_id: str, **details: str) -> None:
         """Record that a message was ``sent`` or ``rejected`` (durably, before returning)."""
@@ -464,9 +479,14 @@ class Ledger:
 
 
 def deliver_pending(
-    ledger: Ledger, transport: Transport, *, progress: Callable[[Outgoing, str], None] | None = None
+    ledger: Ledger,
+    transport: Transport,
+    *,
+    progress: Callable[[Outgoing, str], None] | None = None,
+    lines: Sequence[dict[str, Any]] | None = None,
 ) -> DeliveryReport:
-    """Send every planned message the ledger has not recorded as done, in plan order.
+    """Send every planned message the ledger has not recorded as done, in plan order (or the
+    planned ``lines`` given, if not done).
 
     Each one is recorded ``sent`` once the transport accepts it; one refused for good is
     recorded ``rejected``; one failing for now stays planned for the next run. A ``sent`` record
@@ -475,6 +495,9 @@ def deliver_pending(
     """
     report = DeliveryReport()
     pending = ledger.pending()
+    if lines is not None:
+        chosen = {line["message_id"] for line in lines}
+        pending = [line for line in pending if line["message_id"] in chosen]
     for index, line in enumerate(pending):
         try:
             message = ledger.load(line)

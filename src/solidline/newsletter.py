@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import re
 import secrets
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -38,6 +38,7 @@ __all__ = [
     "Mailing",
     "Rendered",
     "compose",
+    "compose_each",
 ]
 
 # -- rendering -------------------------------------------------------------------------------------
@@ -548,6 +549,28 @@ def compose(
 ) -> list[Composed]:
     """The messages of a digest: one per subscriber with something new (or all, ``send_empty``).
 
+    See :func:`compose_each`, which makes them one at a time.
+    """
+    return list(
+        compose_each(
+            digest, subscribers, mailing, key=key, preview=preview, send_empty=send_empty,
+            skip=skip,
+        )
+    )
+
+
+def compose_each(
+    digest: Digest,
+    subscribers: Iterable[Subscriber],
+    mailing: Mailing,
+    *,
+    key: str | bytes,
+    preview: bool = False,
+    send_empty: bool = False,
+    skip: Callable[[str], bool] | None = None,
+) -> Iterator[Composed]:
+    """The messages of a digest, one at a time, in the subscribers' order.
+
     Args:
         digest: the window's digest (all of it; each subscriber gets their part).
         subscribers: who gets it.
@@ -561,7 +584,6 @@ def compose(
     # subscribers who ask for the same get the same part and, in one language, one edition
     parts: dict[tuple[str, ...], Digest] = {}
     editions: dict[tuple[tuple[str, ...], str], _Edition] = {}
-    composed = []
     for subscriber in subscribers:
         mid = message_id(digest.window.label, subscriber.address, mailing.domain, mailing.list_id)
         interests = subscriber.interests
@@ -582,8 +604,7 @@ def compose(
             editions[same] = renderer._edition(part, *same, preview=preview)
         rendered = editions[same].render(subscriber, links)
         message = _message(mailing, subscriber, rendered, links, mid, digest.window)
-        composed.append(Composed(subscriber, rendered, message))
-    return composed
+        yield Composed(subscriber, rendered, message)
 
 
 def _message(
