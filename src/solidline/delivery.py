@@ -15,9 +15,11 @@ SMTP. :func:`write_outbox` writes a preview for a person to look at first.
 
 A run *plans* (writes the messages into one spool file, fsyncs, then appends one batch of
 ``planned`` lines naming each message's place in it), then for each planned message not yet done
-*sends* it and *records* ``sent`` (fdatasync). Killed anywhere and run again, it sends what is
-planned and not recorded: every digest arrives, and only a message whose SMTP accept raced the
-kill can arrive twice, with the same bytes and the same Message-ID.
+*sends* it and *records* ``sent`` (fdatasync). ``digest --send`` plans in batches, each sent
+while the next is composed; a message is sent only after its batch's lines are durable. Killed
+anywhere and run again, it sends what is planned and not recorded: every digest arrives, and only
+a message whose SMTP accept raced the kill can arrive twice, with the same bytes and the same
+Message-ID.
 
 The ``sent`` record of one message is made durable while the next one is transmitted: the
 transport waits for it (:meth:`Ledger.settle`) only before it lets the server accept the next
