@@ -11,7 +11,7 @@ SMTP. :func:`write_outbox` writes a preview for a person to look at first.
     deliveries/
       ledger.jsonl     {"at": …, "kind": "planned" | "sent" | "rejected" | "window", …}
       lock             flock'ed for the whole run: no two runs overlap
-      spool/           the planned messages' bytes, one file a plan, until all are done
+      spool/           the planned messages' bytes, a file a plan (or batch), until all are done
 
 A run *plans* (writes the messages into one spool file, fsyncs, then appends one batch of
 ``planned`` lines naming each message's place in it), then for each planned message not yet done
@@ -25,6 +25,7 @@ The ``sent`` record of one message is made durable while the next one is transmi
 transport waits for it (:meth:`Ledger.settle`) only before it lets the server accept the next
 (SMTP's final "."), so at any moment at most one accepted message lacks a durable record, as when
 each record was synced before the next message began.
+
 The ledger is a small file of its own rather than an :class:`~solidline.EventLog`: delivery lines
 are not events of the record, and need no types, entity checks or hash chain.
 """
