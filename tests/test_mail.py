@@ -6,6 +6,9 @@ from __future__ import annotations
 import datetime as dt
 import email.header
 import hashlib
+import os
+import smtplib
+import time
 from collections.abc import Iterator
 from email import policy
 from email.errors import NonASCIILocalPartDefect
@@ -14,12 +17,20 @@ from email.parser import BytesParser, Parser
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import solidline.mail as mail_module
 from smtp_server import PASSWORD, USER, Recorder, free_port, make_certificate, smtp_server
-from solidline import CorruptLog, DeliveryError, LogLocked, SubscriberError
+from solidline import (
+    CorruptLog,
+    DeliveryError,
+    DurabilityError,
+    LogLocked,
+    SubscriberError,
+)
 from solidline.config import SmtpConfig
 from solidline.delivery import Ledger, OutboxTransport, deliver_pending, write_outbox
 from solidline.mail import (
@@ -162,6 +173,14 @@ def test_the_body_is_byte_for_byte_what_the_email_package_writes(text: str, html
     outgoing = make(text=text, html=html)
     body = b"MIME-Version: 1.0\r\n" + outgoing.data.split(b"\r\nMIME-Version: 1.0\r\n", 1)[1]
     assert body == _body_by_email_package(text, html, outgoing.message_id)
+
+
+@settings(max_examples=300)
+@given(content=_BODY_TEXT, block=st.integers(1, 80))
+def test_encoding_in_blocks_is_encoding_line_by_line(content: str, block: int) -> None:
+    lines = content.encode().splitlines() or [b""]
+    line_by_line = "".join(mail_module._quoted_printable(line) for line in lines)
+    assert mail_module._encoded(content, block) == line_by_line
 
 
 def test_message_id_is_per_subscriber_and_window() -> None:
@@ -541,7 +560,9 @@ def test_a_damaged_line_in_the_middle_is_an_error(tmp_path: Path) -> None:
 def test_a_changed_spool_file_is_not_sent(ledger: Ledger, tmp_path: Path) -> None:
     ledger.plan(WINDOW, messages(2))
     first = ledger.pending()[0]
-    (ledger.folder / first["file"]).write_bytes(b"Subject: tampered\r\n\r\nx\r\n")
+    with open(ledger.folder / first["file"], "r+b") as spooled:  # one byte of the first message
+        spooled.seek(first["offset"] + first["size"] - 3)
+        spooled.write(b"?")
     report = deliver_pending(ledger, OutboxTransport(tmp_path / "out"))
     assert report.sent == 1
     assert len(report.rejected) == 1
@@ -578,6 +599,126 @@ def test_an_unreachable_server_leaves_everything_planned(ledger: Ledger) -> None
     assert "cannot reach" in report.stopped
     assert len(report.deferred) == 3
     assert len(ledger.pending()) == 3
+
+
+def test_a_plan_is_one_spool_file_and_files_no_pending_message_needs_go(tmp_path: Path) -> None:
+    folder = tmp_path / "deliveries"
+    with Ledger.open(folder) as ledger:
+        ledger.plan(WINDOW, messages(3))
+    spooled = list((folder / "spool").iterdir())
+    assert len(spooled) == 1
+    (folder / "spool" / "cut-short.spool").write_bytes(b"a plan a crash cut short")
+    (folder / "spool" / ".cut.0123.solidline-tmp").write_bytes(b"half")
+    with Ledger.open(folder) as ledger:
+        assert list((folder / "spool").iterdir()) == spooled
+        assert [ledger.load(line).data for line in ledger.pending()] == [
+            m.data for m in messages(3)
+        ]
+
+
+def test_a_ledger_of_old_with_a_spool_file_each_message_is_delivered(tmp_path: Path) -> None:
+    folder = tmp_path / "deliveries"
+    message = make()
+    (folder / "spool").mkdir(parents=True)
+    (folder / "spool" / "one.eml").write_bytes(message.data)
+    planned = {
+        "at": "2026-11-30T00:00:01Z",
+        "kind": "planned",
+        "message_id": message.message_id,
+        "from": message.sender,
+        "to": message.recipient,
+        "smtputf8": False,
+        "file": "spool/one.eml",
+        "sha256": hashlib.sha256(message.data).hexdigest(),
+    }
+    (folder / "ledger.jsonl").write_bytes(orjson.dumps(planned) + b"\n")
+    with Ledger.open(folder) as ledger:
+        report = deliver_pending(ledger, OutboxTransport(tmp_path / "out"))
+    assert report.sent == 1
+    assert [p.read_bytes() for p in (tmp_path / "out").iterdir()] == [message.data]
+    assert list((folder / "spool").iterdir()) == []
+
+
+class _Syncs:
+    """Stands in for ``os.fdatasync`` in the ledger: slow (so that a record is still being
+    synced while the next message goes out), noting how much of each file it made durable."""
+
+    def __init__(self, fail_at: int | None = None) -> None:
+        self.durable: dict[int, int] = {}
+        self.calls = 0
+        self.fail_at = fail_at
+
+    def __call__(self, fd: int) -> None:
+        self.calls += 1
+        size = os.fstat(fd).st_size
+        time.sleep(0.01)
+        if self.calls == self.fail_at:
+            raise OSError(5, "Input/output error")
+        self.durable[fd] = max(self.durable.get(fd, 0), size)
+
+
+def test_a_message_is_accepted_only_once_the_record_before_it_is_durable(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The record of a message is synced while the next one is transmitted, and the server may
+    accept that one only after the sync: at every accept, all that the ledger holds is durable,
+    so a crash leaves at most the message being accepted without its record."""
+    ledger.plan(WINDOW, messages(6))
+    syncs = _Syncs()
+    monkeypatch.setattr("solidline.delivery.os.fdatasync", syncs)
+    unsynced_at_accept: list[int] = []
+
+    def on_accept(received: Any) -> None:
+        size = ledger.file.stat().st_size
+        unsynced_at_accept.append(size - max(syncs.durable.values(), default=size))
+
+    with smtp_server(Recorder(on_accept=on_accept)) as server:
+        transport = SmtpTransport(smtp_config(server.port))
+        report = deliver_pending(ledger, transport)
+        transport.close()
+    assert report.sent == 6
+    assert unsynced_at_accept == [0] * 6
+    assert syncs.calls == 6  # one a message: the overlap saves waiting, not syncing
+    assert [line["to"] for line in ledger.pending()] == []
+    assert list(ledger.spool.iterdir()) == []
+
+
+def test_a_failed_record_stops_the_run_before_the_next_message_is_accepted(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ledger.plan(WINDOW, messages(4))
+    monkeypatch.setattr("solidline.delivery.os.fdatasync", _Syncs(fail_at=1))
+    with smtp_server() as server:
+        transport = SmtpTransport(smtp_config(server.port))
+        with pytest.raises(DurabilityError, match="cannot record deliveries"):
+            deliver_pending(ledger, transport)
+        transport.close()
+        # the first record failed: the second message went out, but without its final "."
+        assert [r.recipients for r in server.handler.received] == [("s0@example.org",)]
+
+
+def test_the_transport_sends_the_bytes_smtplib_sendmail_sends() -> None:
+    """The transport sends step by step what ``sendmail`` sends at once: leading dots doubled,
+    a missing line end added, the SIZE the server asks for."""
+    bodies = [
+        b"Subject: x\r\n\r\n.\r\n..\r\n.x\r\nend",
+        b"Subject: y\r\n\r\n.",
+        b"Subject: z\r\n\r\nplain\r\n",
+        b".Subject: w\r\n\r\n\r\n.\r\n",
+    ]
+    with smtp_server() as server:
+        with smtplib.SMTP(server.host, server.port) as plain:
+            for body in bodies:
+                plain.sendmail("a@example.org", ["b@example.org"], body)
+        transport = SmtpTransport(smtp_config(server.port))
+        send_all(
+            transport,
+            [Outgoing("<x@y>", "a@example.org", "b@example.org", body) for body in bodies],
+        )
+    received = [r.data for r in server.handler.received]
+    assert len(received) == 2 * len(bodies)
+    assert received[len(bodies) :] == received[: len(bodies)]
+    assert received[0].endswith(b"\r\n.\r\n..\r\n.x\r\nend\r\n")  # undone by the server
 
 
 def test_write_outbox_writes_eml_html_and_an_index(tmp_path: Path) -> None:

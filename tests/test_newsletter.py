@@ -21,6 +21,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import solidline.newsletter as newsletter_module
 from conftest import FakeClock, entities, meeting
 from solidline import (
     Corrected,
@@ -758,3 +759,23 @@ def test_the_digest_in_headless_chromium_light_and_dark(tmp_path: Path) -> None:
     if os.environ.get("SOLIDLINE_REGENERATE_GOLDEN") == "1":
         for shot in (light, dark):
             shutil.copyfile(shot, ROOT / "docs" / shot.name)
+
+
+_NO_MARK = st.text(st.characters(blacklist_categories=("Co", "Cs")), max_size=12)
+
+
+@given(
+    pieces=st.lists(st.tuples(_NO_MARK, st.sampled_from([0, 1])), max_size=8),
+    tail=_NO_MARK,
+    salutation=_NO_MARK,
+    url=_NO_MARK,
+)
+def test_filling_in_the_marks_is_replacing_each_in_turn(
+    pieces: list[tuple[str, int]], tail: str, salutation: str, url: str
+) -> None:
+    text = "".join(piece + newsletter_module._MARKS[mark] for piece, mark in pieces) + tail
+    values = newsletter_module._Personal(salutation, url)
+    one_by_one = text
+    for mark, value in zip(newsletter_module._MARKS, values, strict=True):
+        one_by_one = one_by_one.replace(mark, value)
+    assert newsletter_module._personalised(text, values) == one_by_one

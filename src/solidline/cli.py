@@ -15,10 +15,12 @@ Exit codes (stable; cron and systemd act on them):
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
+import itertools
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
@@ -538,22 +540,26 @@ class _DigestRun:
         from .delivery import deliver_pending
 
         selected, subscribers = self._select(location, window)
-        composed = self._compose(selected, subscribers, skip=ledger.knows)
-        planned = ledger.plan(
-            {
-                "period": window.period,
-                "start": window.start.isoformat(),
-                "end": window.end.isoformat(),
-            },
-            [c.message for c in composed],
-        )
-        pending = len(ledger.pending())
-        click.echo(f"planned {planned} new message(s); {pending} to send")
+        earlier = len(ledger.pending())
+        planned, window_line = 0, {
+            "period": window.period,
+            "start": window.start.isoformat(),
+            "end": window.end.isoformat(),
+        }
         transport = self._transport()
         try:
-            report = deliver_pending(ledger, transport)
+            report = deliver_pending(ledger, transport)  # what an earlier run left
+            with contextlib.closing(self._spooled(selected, subscribers, ledger)) as batches:
+                for lines in batches:
+                    planned += ledger.record_planned(window_line, lines)
+                    if report.stopped is None:
+                        report.add(deliver_pending(ledger, transport, lines=lines))
+                    else:
+                        report.deferred += [(line["to"], "not tried: the run stopped")
+                                            for line in lines]
         finally:
             transport.close()
+        click.echo(f"planned {planned} new message(s); {earlier + planned} to send")
         click.echo(
             f"sent {report.sent}, rejected {len(report.rejected)}, "
             f"left for the next run {len(report.deferred)}"
@@ -563,6 +569,36 @@ class _DigestRun:
         if not report.ok:
             why = report.stopped or (report.deferred or report.rejected)[0][1]
             raise DeliveryError(f"not every message was delivered: {why}")
+
+    def _spooled(
+        self, selected: Digest, subscribers: tuple[Subscriber, ...], ledger: Ledger
+    ) -> Generator[list[dict[str, Any]], None, None]:
+        """The new messages, composed and spooled in batches by a child process, as the
+        ``planned`` lines of each batch: the parent sends one batch while the child composes
+        the next. The batches start small, so that sending starts soon."""
+        from ._background import made_in_child
+        from .newsletter import compose_each
+
+        if selected.is_empty and not self.send_empty:
+            click.echo("nothing new in the window: no digest (--send-empty mails one anyway)")
+            return
+
+        def spool() -> Iterator[list[dict[str, Any]]]:
+            composed = compose_each(
+                selected,
+                subscribers,
+                self.mailing,
+                key=self.key,
+                preview=self.is_preview,
+                send_empty=self.send_empty,
+                skip=ledger.knows,
+            )
+            size = 4
+            while batch := [c.message for c in itertools.islice(composed, size)]:
+                yield ledger.spool_messages(batch)
+                size = min(2 * size, 64)
+
+        yield from made_in_child(spool)
 
     def _transport(self) -> Transport:
         import ssl

@@ -213,12 +213,38 @@ def _part(subtype: str, content: str, boundary: str) -> str:
     """One alternative, encoded as ``email.contentmanager`` does: its lines joined by LF and
     quoted-printable wrapped at the default policy's 78 characters (each line on its own, so
     line by line is the same), lines ended by CRLF."""
-    lines = content.encode().splitlines() or [b""]  # no text at all is one empty line
-    encoded = "".join(_quoted_printable(line) for line in lines)
     return (
         f'--{boundary}\r\nContent-Type: text/{subtype}; charset="utf-8"\r\n'
-        f"Content-Transfer-Encoding: quoted-printable\r\n\r\n{encoded}\r\n"
+        f"Content-Transfer-Encoding: quoted-printable\r\n\r\n{_encoded(content)}\r\n"
     )
+
+
+# characters: the lines of a digest part are encoded and remembered in blocks about this long
+_BLOCK = 4096
+
+
+def _encoded(content: str, block: int = _BLOCK) -> str:
+    """``content``'s lines (as split in UTF-8) each encoded by :func:`_quoted_printable`.
+
+    Cut into blocks of whole lines, each remembered: the messages of one digest differ only
+    in a few lines (salutation, unsubscribe link), so most blocks are found again, and a
+    lookup a block costs less than one a line. A block ends after a line feed, so that no line
+    (nor a CR LF) spans two.
+    """
+    if not content:
+        return _quoted_printable(b"")  # no text at all is one empty line
+    blocks, start = [], 0
+    while start < len(content):
+        cut = content.find("\n", start + block)
+        end = len(content) if cut < 0 else cut + 1
+        blocks.append(_encoded_block(content[start:end]))
+        start = end
+    return "".join(blocks)
+
+
+@functools.lru_cache(maxsize=1024)
+def _encoded_block(block: str) -> str:
+    return "".join(_quoted_printable(line) for line in block.encode().splitlines() or [b""])
 
 
 @functools.lru_cache(maxsize=16_384)

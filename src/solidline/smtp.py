@@ -11,7 +11,9 @@ login is :class:`~solidline.delivery.Unavailable`, a refusal for good any other
 from __future__ import annotations
 
 import base64
+import re
 import smtplib
+import socket
 import ssl
 import time
 from collections.abc import Callable
@@ -62,8 +64,14 @@ class SmtpTransport:
         c = self.config
         return f"SmtpTransport({c.host}:{self._port()}, {c.security}, user={c.username!r})"
 
-    def deliver(self, message: Outgoing) -> None:
+    def deliver(
+        self, message: Outgoing, before_accept: Callable[[], None] | None = None
+    ) -> None:
         """Send one message, retrying temporary failures with a doubling delay.
+
+        ``before_accept`` is called once the message's body is on its way and before the final
+        "." that lets the server accept it; if it raises, the connection is dropped without that
+        "." (the server discards the message) and the error propagates.
 
         Raises:
             DeliveryError: refused for good (5xx, or it needs SMTPUTF8 and the server lacks it);
@@ -75,7 +83,7 @@ class SmtpTransport:
                 self._sleep(delay)
                 delay *= 2
             self._wait_turn()
-            outcome = self._attempt(message)
+            outcome = self._attempt(message, before_accept)
             if outcome is None:
                 return
             reachable, failure = outcome
@@ -86,7 +94,9 @@ class SmtpTransport:
             f"{self.config.retries + 1} attempts: {failure}"
         )
 
-    def _attempt(self, message: Outgoing) -> tuple[bool, str] | None:
+    def _attempt(
+        self, message: Outgoing, before_accept: Callable[[], None] | None
+    ) -> tuple[bool, str] | None:
         """One try: None once sent, else whether the server was reached and what failed.
 
         Raises:
@@ -97,8 +107,11 @@ class SmtpTransport:
         except (smtplib.SMTPException, OSError) as exc:
             return False, f"cannot reach {self._where()}: {_describe(exc)}"
         try:
-            self._send(connection, message)
+            self._send(connection, message, before_accept)
             return None
+        except _Withheld as withheld:
+            self._drop()
+            raise withheld.cause from None
         except smtplib.SMTPRecipientsRefused as exc:
             code, failure = _refusal(exc, message.recipient)
         except smtplib.SMTPResponseException as exc:
@@ -110,7 +123,12 @@ class SmtpTransport:
             raise DeliveryError(f"{message.recipient}: refused by the server: {failure}")
         return True, failure
 
-    def _send(self, connection: smtplib.SMTP, message: Outgoing) -> None:
+    def _send(
+        self,
+        connection: smtplib.SMTP,
+        message: Outgoing,
+        before_accept: Callable[[], None] | None,
+    ) -> None:
         options: list[str] = []
         if message.smtputf8:
             if not connection.has_extn("smtputf8"):
@@ -119,7 +137,7 @@ class SmtpTransport:
                     f"{self.config.host} does not offer"
                 )
             options = ["SMTPUTF8", *(["BODY=8BITMIME"] if connection.has_extn("8bitmime") else [])]
-        connection.sendmail(message.sender, [message.recipient], message.data, options)
+        _sendmail(connection, message, options, before_accept)
 
     def _wait_turn(self) -> None:
         now = self._clock()
@@ -159,6 +177,10 @@ class SmtpTransport:
         else:
             connection = smtplib.SMTP(config.host, self._port(), timeout=config.timeout)
         try:
+            # the final "." goes in a write of its own (see _sendmail): without this, Nagle's
+            # algorithm holds it until the server acknowledges the body (up to 40 ms a message)
+            if connection.sock is not None:
+                connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             connection.ehlo()
             if config.security == "starttls":
                 if not connection.has_extn("starttls"):
@@ -185,6 +207,66 @@ class SmtpTransport:
             with suppress(smtplib.SMTPException, OSError):
                 self._connection.quit()
             self._drop()
+
+
+class _Withheld(Exception):
+    """``before_accept`` raised ``cause``: the message was not let through."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+_LINE_STARTING_WITH_A_DOT = re.compile(rb"(?m)^\.")
+
+
+def _sendmail(
+    connection: smtplib.SMTP,
+    message: Outgoing,
+    options: list[str],
+    before_accept: Callable[[], None] | None,
+) -> None:
+    """``smtplib.SMTP.sendmail`` for one recipient and bytes, step by step, so that
+    ``before_accept`` runs between the body and the final "." (smtplib sends both at once).
+    Replies and errors are sendmail's."""
+    connection.ehlo_or_helo_if_needed()
+    esmtp: list[str] = []
+    if connection.does_esmtp:
+        if connection.has_extn("size"):
+            esmtp.append(f"size={len(message.data)}")
+        esmtp += options
+    code, reply = connection.mail(message.sender, esmtp)
+    if code != 250:
+        _give_up(connection, code)
+        raise smtplib.SMTPSenderRefused(code, reply, message.sender)
+    code, reply = connection.rcpt(message.recipient)
+    if code not in (250, 251):
+        _give_up(connection, code)
+        raise smtplib.SMTPRecipientsRefused({message.recipient: (code, reply)})
+    code, reply = connection.docmd("data")
+    if code != 354:
+        raise smtplib.SMTPDataError(code, reply)
+    body = _LINE_STARTING_WITH_A_DOT.sub(b"..", message.data)
+    connection.send(body if body.endswith(b"\r\n") else body + b"\r\n")
+    if before_accept is not None:
+        try:
+            before_accept()
+        except BaseException as exc:
+            raise _Withheld(exc) from exc
+    connection.send(b".\r\n")
+    code, reply = connection.getreply()
+    if code != 250:
+        _give_up(connection, code)
+        raise smtplib.SMTPDataError(code, reply)
+
+
+def _give_up(connection: smtplib.SMTP, code: int) -> None:
+    """What sendmail does after a refusal: close on 421, else reset for the next message."""
+    if code == 421:
+        connection.close()
+    else:
+        with suppress(smtplib.SMTPServerDisconnected):
+            connection.rset()
 
 
 def _login(connection: smtplib.SMTP, user: str, password: str) -> None:
