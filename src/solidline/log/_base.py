@@ -31,12 +31,11 @@ from .._errors import (
 from ..codec import (
     Recorded,
     check_envelope,
-    data_bytes,
     decode_event,
+    encode_event,
     encode_line,
     event_data,
     format_timestamp,
-    generated_id,
     parse_timestamp,
     registered_types,
     structure_event,
@@ -212,12 +211,7 @@ class EventLog(abc.ABC):
     def _prepare(self, event: Event, position: int) -> _Prepared:
         if not isinstance(event, Event):
             raise InvalidEvent(f"batch item {position} is a {type(event).__name__}, not an Event")
-        data = data_bytes(event)
-        event_id = event.id or generated_id(event, data)
-        # attrs checks a field's type only where a validator does (aliases=(5,) passes): decode
-        # the data as a reader will, so that nothing is written that cannot be read back
-        decode_event(event.type, event.version, event_id, orjson.loads(data),
-                     where=f"batch item {position} ({event_id})")
+        event_id, data = encode_event(event, where=f"batch item {position}")
         return _Prepared(event, event_id, data)
 
     def _append_locked(self, prepared: list[_Prepared]) -> list[Recorded]:
