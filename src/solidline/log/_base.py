@@ -137,7 +137,7 @@ class EventLog(abc.ABC):
         self._head = Head()
         self._pending: list[_Prepared] = []
         # what this handle appended lately, by seq: corrections mostly name recent events
-        self._recent: dict[int, Event] = {}
+        self._recent: dict[int, _Prepared] = {}
 
     # -- the backend's primitives ------------------------------------------------------------------
 
@@ -265,7 +265,7 @@ class EventLog(abc.ABC):
         self._head = Head(first + len(new) - 1, prev, stamp)
         if len(self._recent) > _RECENT:
             self._recent.clear()
-        self._recent.update((seq, record.event) for seq, record in records.items())
+        self._recent.update(zip(range(first, first + len(new)), new, strict=True))
         return records
 
     def _check_same_content(
@@ -325,19 +325,29 @@ class EventLog(abc.ABC):
 
     def _check_correction(self, event: Amendment, index: _Index) -> None:
         changes: dict[str, Any] = getattr(event, "changes", {})
-        seq = index.ids[event.target]
-        if seq > self._head.seq:  # an event of the same batch, not written yet
-            target = self._pending[seq - self._head.seq - 1].event
-        else:
-            target = self._recent.get(seq) or self.get_seq(seq).event
-        data = event_data(target) | changes | {"id": target.id}
+        cls, data = self._stored_data(index.ids[event.target])
         try:
-            structure_event(type(target), data, where=None)
+            structure_event(cls, data | changes | {"id": event.target}, where=None)
         except InvalidEvent as exc:
             raise InvalidEvent(
-                f"the corrected {target.type} would be invalid: {exc.reason}",
+                f"the corrected {cls.type} would be invalid: {exc.reason}",
                 field=f"changes.{exc.field}" if exc.field else "changes",
             ) from None
+
+    def _stored_data(self, seq: int) -> tuple[type[Event], dict[str, Any]]:
+        """The class and data of the event at ``seq``, as a reader has them: from what this
+        handle appended lately (or is appending) if it can, else from the line."""
+        batch = seq - self._head.seq  # from 1: an event of the same batch, not written yet
+        item = self._pending[batch - 1] if batch > 0 else self._recent.get(seq)
+        if item is not None:
+            return type(item.event), orjson.loads(item.data)
+        line = self._raw_at(seq)
+        envelope = _envelope(line)
+        cls = registered_types().get(envelope["type"])
+        if cls is None or envelope["v"] != cls.version:  # decoded: upcast, or refused
+            target = _decode(line, envelope).event
+            return type(target), event_data(target)
+        return cls, envelope["data"]
 
     # -- reading -----------------------------------------------------------------------------------
 

@@ -38,6 +38,7 @@ __all__ = ["JsonlLog"]
 
 _SEGMENT = re.compile(r"(\d{20})\.jsonl")
 _CHUNK = 1 << 20
+_SMALL_CHUNK = 1 << 16  # reading one line from a mark
 _MARK_EVERY = 256  # lines between two marks of where a line starts
 _ENVELOPE_PREFIX = 480  # seq, id, type, v, recorded_at, prev, more fit in this many bytes
 _SAVE_AFTER = 10_000  # lines indexed beyond the saved index that make saving it again worth it
@@ -176,6 +177,23 @@ class JsonlLog(EventLog):
             else:
                 yield item
             self._note_position(seq + 1, first, end, line)
+
+    def _raw_at(self, seq: int) -> RawLine:
+        """One line of the log as far as it is known whole (a correction's target, read to check
+        the correction): from the nearest mark before it, the lines between counted in C."""
+        segments = self._segments()
+        i = bisect.bisect_right([first for first, _ in segments], seq) - 1
+        if not 1 <= seq <= self._head.seq or i < 0:  # (past the head: whole batches only)
+            return super()._raw_at(seq)
+        first, path = segments[i]
+        begin, offset = first, 0
+        at = bisect.bisect_right(self._marked, seq) - 1
+        if at >= 0 and self._marks[self._marked[at]][0] == first:
+            begin, offset = self._marked[at], self._marks[self._marked[at]][1]
+        raw = _nth_line(path, offset, seq - begin)
+        if raw is None:
+            return super()._raw_at(seq)
+        return RawLine(seq, raw, path.name, seq - first + 1)
 
     def _nothing_after(self, start: int) -> bool:
         """Whether the log surely ends before ``start``: two stats instead of a directory scan."""
@@ -423,6 +441,25 @@ def _read_lines(path: Path, offset: int) -> Iterator[tuple[bytes, int]]:
             offset += begin
             rest = buffer[begin:]
     # an unterminated rest is a batch still being written, or a crashed writer's tail
+
+
+def _nth_line(path: Path, offset: int, skip: int) -> bytes | None:
+    """The whole line ``skip`` lines after the one that starts at ``offset``, or None."""
+    with path.open("rb") as f:
+        f.seek(offset)
+        buffer = b""
+        while chunk := f.read(_SMALL_CHUNK):
+            buffer += chunk
+            count = buffer.count(b"\n")
+            if count <= skip:  # the line does not end in this chunk: keep only its start
+                skip -= count
+                buffer = buffer[buffer.rfind(b"\n") + 1 :]
+                continue
+            begin = 0
+            for _ in range(skip):
+                begin = buffer.index(b"\n", begin) + 1
+            return buffer[begin : buffer.index(b"\n", begin) + 1]
+    return None
 
 
 def _line_ending_at(path: Path, offset: int) -> bytes | None:
