@@ -48,6 +48,8 @@ from solidline.codec import (
     structure_event,
 )
 from solidline.dates import parse_date
+from solidline.log._base import _connected, _Index, _index_event
+from solidline.model import Retracted, SameAs
 from tampering import tamper, verified
 
 SIZE = 600
@@ -403,3 +405,51 @@ def test_application_classes_are_written_as_cattrs_writes_them() -> None:
         for _ in range(40):
             broken = _broken(event, rng)
             assert _encoded(broken, fast=True) == _encoded(broken, fast=False), broken
+
+
+def _connected_plainly(index: _Index, a: str, b: str) -> bool:
+    """The same-as check as it was: a graph of every standing link, searched from ``a``."""
+    links: dict[str, set[str]] = {}
+    for link_id, (x, y) in index.same_as.items():
+        if link_id not in index.retracted:
+            links.setdefault(x, set()).add(y)
+            links.setdefault(y, set()).add(x)
+    seen, todo = {a}, [a]
+    while todo:
+        for nxt in links.get(todo.pop(), ()):
+            if nxt == b:
+                return True
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return False
+
+
+_NODES = st.sampled_from(["a", "b", "c", "d", "e", "f"])
+
+
+@given(st.lists(st.one_of(
+    st.tuples(st.just("link"), st.sampled_from(["l1", "l2", "l3", "l4", "l5"]), _NODES, _NODES),
+    st.tuples(st.just("retract"), st.sampled_from(["l1", "l2", "l3", "l4", "l5"])),
+    st.tuples(st.just("refused"), st.sampled_from(["l1", "l2", "l3", "l4", "l5"]), _NODES, _NODES),
+    st.just(("asked",)),
+), max_size=25))
+def test_same_as_links_are_followed_as_the_whole_graph_would_follow_them(
+    steps: list[tuple[str, ...]],
+) -> None:
+    index = _Index()
+    for n, step in enumerate(steps):
+        if step[0] == "asked":  # the links are made now, and kept up to date from here on
+            index.links()
+        elif step[0] == "retract":
+            _index_event(index, f"r{n}", Retracted(target=step[1], reason="x"), n)
+        elif step[2] != step[3] and step[1] not in index.same_as:
+            undo: list[tuple[Any, str]] = []
+            _index_event(index, step[1], SameAs(target=step[2], other=step[3]), n, undo)
+            if step[0] == "refused":  # a batch refused after the link was indexed
+                for container, key in reversed(undo):
+                    container.discard(key) if isinstance(container, set) else container.pop(key)
+        for a in "abcdef":
+            for b in "abcdef":
+                if a != b:
+                    assert _connected(index, a, b) == _connected_plainly(index, a, b)

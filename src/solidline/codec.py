@@ -54,6 +54,7 @@ _TYPES: dict[str, type[Event]] = {}
 _UPCASTERS: dict[str, dict[int, Upcaster]] = {}
 _FAST: dict[type, Callable[[Any], Any] | None] = {}  # see "the fast path" below
 _FAST_DATA: dict[type, Callable[[Any], dict[str, Any]] | None] = {}  # see "the fast data path"
+_ID_CHECKS: dict[type, Callable[[Any, str], bool]] = {}
 
 
 # -- strict scalars: cattrs would otherwise turn 5 into "5" and "5" into 5 -------------------------
@@ -129,6 +130,7 @@ def _register(cls: type[Event], upcasters: dict[int, Upcaster]) -> None:
     _UPCASTERS[cls.type] = upcasters
     _FAST.pop(cls, None)
     _FAST_DATA.pop(cls, None)
+    _ID_CHECKS.pop(cls, None)
     converter.register_unstructure_hook(
         cls, make_dict_unstructure_fn(
             cls, converter, _cattrs_omit_if_default=True, id=override(omit=True)
@@ -216,15 +218,31 @@ def _proven_data(event: Event) -> bytes | None:
 
 def _readable_id(event: Event, event_id: object) -> bool:
     """Whether a reader takes ``event_id`` as the id of ``event`` (its field's own check)."""
-    field = attrs.fields(type(event)).id
-    if type(event_id) is not str or field.converter is not None:
-        return False
-    try:
-        if field.validator is not None:
-            field.validator(event, field, event_id)
-    except Exception:
-        return False
-    return True
+    cls = type(event)
+    check = _ID_CHECKS.get(cls)
+    if check is None:
+        check = _ID_CHECKS[cls] = _id_check(attrs.fields(cls).id)
+    return type(event_id) is str and check(event, event_id)
+
+
+def _id_check(field: attrs.Attribute[Any]) -> Callable[[Event, str], bool]:
+    """The test of an id against the ``id`` field's validator (a model's test called directly)."""
+    validator = field.validator
+    if field.converter is not None:
+        return lambda event, event_id: False  # the id read back would be another
+    if isinstance(validator, ValueCheck):
+        passes = validator.passes
+        return lambda event, event_id: bool(passes(event_id))
+
+    def check(event: Event, event_id: str) -> bool:
+        try:
+            if validator is not None:
+                validator(event, field, event_id)
+        except Exception:
+            return False
+        return True
+
+    return check
 
 
 def generated_id(event: Event, data: bytes) -> str:
@@ -610,13 +628,14 @@ def _field_data(field: attrs.Attribute[Any], kind: Any, i: int, names: dict[str,
     conversion = _conversion(field, kind, i, names)
     lines = [f"a{i} = self.{field.name}", *checks, f"o{i} = {value}"]
     if conversion:  # a reader converts the value it reads: that must give it back unchanged
-        lines.extend([f"v{i} = a{i}", *conversion, f"if a{i} != v{i}: raise Unusual"])
+        lines.extend([f"v{i} = a{i}", *conversion,
+                      f"if a{i} is not v{i} and a{i} != v{i}: raise Unusual"])
     return lines
 
 
 def _unless_default(field: attrs.Attribute[Any], i: int, names: dict[str, Any]) -> list[str]:
     """The statement that adds field ``i`` to ``data`` unless it equals its default (as cattrs'
-    hooks compare: with ``!=``, a factory called anew)."""
+    hooks compare: with ``!=``, a factory called anew; ``a{i}`` equals the field's value)."""
     default: Any = field.default
     if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
         names[f"factory{i}"] = default.factory
@@ -624,7 +643,7 @@ def _unless_default(field: attrs.Attribute[Any], i: int, names: dict[str, Any]) 
     else:
         names[f"default{i}"] = default
         compared = f"default{i}"
-    return [f"if self.{field.name} != {compared}: data[{field.name!r}] = o{i}"]
+    return [f"if a{i} != {compared}: data[{field.name!r}] = o{i}"]
 
 
 def _data_value(kind: Any, var: str, names: dict[str, Any]) -> tuple[list[str], str] | None:
@@ -637,10 +656,10 @@ def _data_value(kind: Any, var: str, names: dict[str, Any]) -> tuple[list[str], 
     simple = {str: "str", int: "int", bool: "bool"}
     if kind in simple:
         return [f"if type({var}) is not {simple[kind]}: raise Unusual"], var
-    if kind is EDTFDate:  # its text must parse: a date can be built by hand
+    if kind is EDTFDate:  # str() of a date is its text, which must parse (made by hand?)
         names["EDTFDate"], names["parse_date"] = EDTFDate, parse_date
-        return [f"if type({var}) is not EDTFDate: raise Unusual",
-                f"parse_date(str({var}))"], f"str({var})"
+        return [f"if type({var}) is not EDTFDate or type({var}.text) is not str: raise Unusual",
+                f"parse_date({var}.text)"], f"{var}.text"
     if origin is typing.Literal and all(type(a) is str for a in args):
         name = f"choices{len(names)}"
         names[name] = frozenset(args)

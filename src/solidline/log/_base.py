@@ -110,6 +110,10 @@ class _Index:
     entities: set[str] = attrs.Factory(set)
     same_as: dict[str, tuple[str, str]] = attrs.Factory(dict)  # link id -> (a, b)
     retracted: set[str] = attrs.Factory(set)
+    # the same-as links naming each event, made when first asked for and then kept up to date
+    # by _index_event. Only ever added to: a link taken back (a refused batch) or retracted is
+    # passed over where it is read.
+    touching: dict[str, list[str]] | None = attrs.field(default=None, eq=False, repr=False)
 
     def update(self, other: _Index) -> None:
         """Add what another index holds (of other lines): as if its events were indexed here."""
@@ -118,6 +122,15 @@ class _Index:
         self.entities |= other.entities
         self.same_as.update(other.same_as)
         self.retracted |= other.retracted
+        self.touching = None
+
+    def links(self) -> dict[str, list[str]]:
+        """The ids of the same-as links naming each event (some may have been taken back)."""
+        if self.touching is None:
+            self.touching = {}
+            for link_id, pair in self.same_as.items():
+                _touch(self.touching, link_id, pair)
+        return self.touching
 
 
 class EventLog(abc.ABC):
@@ -682,6 +695,8 @@ def _index_event(
         elif isinstance(event, SameAs):
             index.same_as[event_id] = (event.target, event.other)
             added.append((index.same_as, event_id))
+            if index.touching is not None:
+                _touch(index.touching, event_id, (event.target, event.other))
         elif (
             event.type == "event.retracted"
             and isinstance(event, Amendment)
@@ -693,16 +708,24 @@ def _index_event(
         undo.extend(added)
 
 
+def _touch(touching: dict[str, list[str]], link_id: str, pair: tuple[str, str]) -> None:
+    for end in pair:
+        touching.setdefault(end, []).append(link_id)
+
+
 def _connected(index: _Index, a: str, b: str) -> bool:
-    """Whether ``a`` and ``b`` are already joined by same-as links that stand (not retracted)."""
-    links: dict[str, set[str]] = {}
-    for link_id, (x, y) in index.same_as.items():
-        if link_id not in index.retracted:
-            links.setdefault(x, set()).add(y)
-            links.setdefault(y, set()).add(x)
+    """Whether ``a`` and ``b`` are already joined by same-as links that stand (not retracted).
+
+    Only the links around ``a`` are followed, not every link of the log."""
+    touching, same_as, retracted = index.links(), index.same_as, index.retracted
     seen, todo = {a}, [a]
     while todo:
-        for nxt in links.get(todo.pop(), ()):
+        node = todo.pop()
+        for link_id in touching.get(node, ()):
+            pair = same_as.get(link_id)
+            if pair is None or node not in pair or link_id in retracted:
+                continue  # taken back, named another pair when taken back, or retracted
+            nxt = pair[1] if pair[0] == node else pair[0]
             if nxt == b:
                 return True
             if nxt not in seen:
