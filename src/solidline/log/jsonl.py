@@ -384,9 +384,12 @@ class JsonlLog(EventLog):
             start = (known[2], known[0], self._head.digest)
         else:
             start = (0, first, self._prev_digest(segments))
-        good = _good_length(path, *start, first)
+        good, seq, line = _good_length(path, *start, first)
         if good < size:
             self._quarantine(path, good, size)
+        # where the next line starts: the next lock looks no further (nor reads the whole
+        # segment again, which a log opened without a saved index had it do)
+        self._note_position(seq, first, good, line)
 
     def _prev_digest(self, segments: list[tuple[int, Path]]) -> str | None:
         """The digest of the line before the last segment, to check the chain across it."""
@@ -495,8 +498,10 @@ def _more(raw: bytes) -> int:
         return 0
 
 
-def _good_length(path: Path, offset: int, expected: int, prev: str | None, first: int) -> int:
-    """The length of the segment's prefix of whole, valid, chained batches.
+def _good_length(path: Path, offset: int, expected: int, prev: str | None, first: int
+                 ) -> tuple[int, int, int]:
+    """The length of the segment's prefix of whole, valid, chained batches, the seq of the line
+    after it and the number of lines in it.
 
     ``expected`` is the seq of the line at ``offset``; ``first`` the segment's first seq. Only
     lines that do not parse (torn, NUL-padded) can be a crashed writer's tail. Raises CorruptLog
@@ -504,6 +509,7 @@ def _good_length(path: Path, offset: int, expected: int, prev: str | None, first
     (an edit, a deletion, a bad disk), not a crash, and nothing is moved.
     """
     good, line = offset, expected - first
+    after = (expected, line)
     pending, bad_at = 0, None
     for raw, end in _read_lines(path, offset):
         line += 1
@@ -525,8 +531,8 @@ def _good_length(path: Path, offset: int, expected: int, prev: str | None, first
         more = envelope.get("more", 0)
         pending = pending - 1 if pending else more if isinstance(more, int) else 0
         if not pending:
-            good = end
-    return good
+            good, after = end, (expected, line)
+    return good, *after
 
 
 def _loads(raw: bytes) -> dict[str, object] | None:
