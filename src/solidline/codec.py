@@ -465,15 +465,11 @@ def _fast_value(kind: Any, var: str, names: dict[str, Any], *, share: bool = Tru
     if origin in (typing.Union, types.UnionType) and len(args) == 2 and type(None) in args:
         inner = _fast_value(next(a for a in args if a is not type(None)), var, names,
                             share=share)
-        if inner is None:
-            return None
-        checks = [f"if {var} is not None:", *("    " + c for c in inner[0])] if inner[0] else []
-        return checks, var if inner[1] == var else f"(None if {var} is None else {inner[1]})"
+        return _optional(inner, var)
     if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
         return _fast_tuple(args[0], var, names)
     if origin is dict and args and args[0] is str and args[1] is Any:
-        return [f"if type({var}) is not dict: raise Unusual", f"for k in {var}:",
-                "    if type(k) is not str: raise Unusual"], f"dict({var})"
+        return _str_keys(var), f"dict({var})"
     nested = _nested(kind, names)
     return None if nested is None else ([], f"{nested}({var})")
 
@@ -486,13 +482,37 @@ def _fast_tuple(kind: Any, var: str, names: dict[str, Any]) -> tuple[list[str], 
         item = _fast_value(kind, "x", names)
         if item is None:
             return None
-        if item[1] == "x":
-            checks.extend([f"for x in {var}:", *("    " + c for c in item[0])] if item[0] else [])
-            return checks, f"tuple({var})"
-        name = f"item{len(names)}"
-        exec(f"def {name}(x):\n" + "".join(f"    {c}\n" for c in item[0]) +
-             f"    return {item[1]}\n", names)
+        each, name = _items(item, var, names)
+        if name is None:
+            return checks + each, f"tuple({var})"
     return checks, f"tuple(map({name}, {var}))"  # map: no comprehension's frame
+
+
+def _optional(inner: tuple[list[str], str] | None, var: str) -> tuple[list[str], str] | None:
+    """The checks and expression of an optional value, from those of the value (``inner``)."""
+    if inner is None:
+        return None
+    checks = [f"if {var} is not None:", *("    " + c for c in inner[0])] if inner[0] else []
+    return checks, var if inner[1] == var else f"(None if {var} is None else {inner[1]})"
+
+
+def _str_keys(var: str) -> list[str]:
+    """Checks that ``var`` is a dict whose keys are strings."""
+    return [f"if type({var}) is not dict: raise Unusual", f"for k in {var}:",
+            "    if type(k) is not str: raise Unusual"]
+
+
+def _items(item: tuple[list[str], str], var: str, names: dict[str, Any]
+           ) -> tuple[list[str], str | None]:
+    """For a collection ``var`` whose items ``x`` have the checks and expression ``item``: the
+    checks of every item where an item is kept as it is, else the name of a function made in
+    ``names`` that checks one item and gives its value."""
+    if item[1] == "x":
+        return [f"for x in {var}:", *("    " + c for c in item[0])] if item[0] else [], None
+    name = f"item{len(names)}"
+    exec(f"def {name}(x):\n" + "".join(f"    {c}\n" for c in item[0]) +
+         f"    return {item[1]}\n", names)
+    return [], name
 
 
 def _nested(kind: Any, names: dict[str, Any]) -> str | None:
@@ -665,18 +685,14 @@ def _data_value(kind: Any, var: str, names: dict[str, Any]) -> tuple[list[str], 
         names[name] = frozenset(args)
         return [f"if type({var}) is not str or {var} not in {name}: raise Unusual"], var
     if origin in (typing.Union, types.UnionType) and len(args) == 2 and type(None) in args:
-        inner = _data_value(next(a for a in args if a is not type(None)), var, names)
-        if inner is None:
-            return None
-        checks = [f"if {var} is not None:", *("    " + c for c in inner[0])] if inner[0] else []
-        return checks, var if inner[1] == var else f"(None if {var} is None else {inner[1]})"
+        return _optional(_data_value(next(a for a in args if a is not type(None)), var, names),
+                         var)
     if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
         return _data_tuple(args[0], var, names)
     if origin is dict and args and args[0] is str and args[1] is Any:
         name = f"hook{len(names)}"  # values of any type: cattrs' own hook turns them to data
         names[name] = converter.get_unstructure_hook(kind)
-        return [f"if type({var}) is not dict: raise Unusual", f"for k in {var}:",
-                "    if type(k) is not str: raise Unusual"], f"{name}({var})"
+        return _str_keys(var), f"{name}({var})"
     nested = _nested_data(kind, names)
     return None if nested is None else ([], f"{nested}({var})")
 
@@ -689,12 +705,9 @@ def _data_tuple(kind: Any, var: str, names: dict[str, Any]) -> tuple[list[str], 
         item = _data_value(kind, "x", names)
         if item is None:
             return None
-        if item[1] == "x":
-            checks.extend([f"for x in {var}:", *("    " + c for c in item[0])] if item[0] else [])
-            return checks, var  # orjson writes a tuple as a list
-        name = f"item{len(names)}"
-        exec(f"def {name}(x):\n" + "".join(f"    {c}\n" for c in item[0]) +
-             f"    return {item[1]}\n", names)
+        each, name = _items(item, var, names)
+        if name is None:
+            return checks + each, var  # orjson writes a tuple as a list
     return checks, f"list(map({name}, {var}))"
 
 
