@@ -200,6 +200,9 @@ class JsonlLog(EventLog):
         known = self._next
         if known is None or known[0] != start:
             return False
+        if self._held is not None:  # under the lock, no one else writes, and the tail
+            # recovery left _next at the end of the last segment (see _locked)
+            return bool(self._held) and known[1] == self._held[-1][0]
         folder = self.name  # os.stat on text: pathlib costs more than the system calls
         try:
             if os.stat(f"{folder}/{known[1]:020d}.jsonl").st_size != known[2]:
@@ -331,7 +334,7 @@ class JsonlLog(EventLog):
             self._held = self._segments()
             if self._head.seq == 0:  # the saved index also tells recovery where to look
                 self._load_index()
-            self._recover_tail()
+            self._recover_tail()  # from here until released, _next is where the log ends
             yield
         finally:
             self._held = None
@@ -341,7 +344,13 @@ class JsonlLog(EventLog):
         data = b"".join(lines)
         segments = self._segments()
         first, path = segments[-1] if segments else (first_seq, self._segment_name(first_seq))
-        size = path.stat().st_size if segments else 0
+        known = self._next
+        if not segments:
+            size = 0
+        elif known is not None and known[:2] == (first_seq, first) and self._held is not None:
+            size = known[2]  # the end of the log, as the lock found it (no stat needed)
+        else:
+            size = path.stat().st_size
         if not segments or (size and size + len(data) > self.segment_bytes):
             first, path, size = first_seq, self._segment_name(first_seq), 0
             _create_segment(path)
