@@ -52,6 +52,7 @@ from solidline import (
     StatusChanged,
     UnknownTarget,
 )
+from solidline.dates import parse_date
 from solidline.log import GENESIS, EventLog, Head
 from solidline.model import Event
 from strategies import histories
@@ -340,6 +341,8 @@ class LogContract:
     ) -> None:
         # attrs checks types only where a validator does: these objects can be built, but a
         # reader could not decode their lines
+        with attrs.validators.disabled():
+            unchecked_source = source(url="not a url")
         sneaky: list[tuple[Event, str | None]] = [
             (
                 EntityDefined(entity="pcc", kind="party", name="PCC", aliases=("Cuba", 5)),
@@ -347,6 +350,10 @@ class LogContract:
             ),
             (meeting("m1", people=["a name, not a Person"]), None),
             (meeting("m2", sources=[source(), "a source"]), None),
+            # a date built by hand, whose text does not parse
+            (meeting("m3", when=attrs.evolve(parse_date("2024"), text="2024-13")), "when"),
+            # an event of the model holding a value built with its validators off
+            (meeting("m4", sources=[unchecked_source]), "sources[0].url"),
         ]
         for event, field in sneaky:
             caught = self.assert_refused(defined, [meeting("m0"), event], InvalidEvent)

@@ -19,6 +19,8 @@ from typing import Any
 import attrs
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 # benchmarks/ sits beside tests/, outside the installed package: the one place that imports it
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -26,12 +28,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks import Context, generate
 from benchmarks.__main__ import main
 
+import strategies
+from conftest import source
 from solidline import (
     EDTFDate,
     Event,
     InvalidEvent,
     JsonlLog,
     MemoryLog,
+    Participant,
     Source,
     codec,
     event_type,
@@ -42,6 +47,9 @@ from solidline.codec import (
     registered_types,
     structure_event,
 )
+from solidline.dates import parse_date
+from solidline.log._base import _connected, _Index, _index_event
+from solidline.model import Retracted, SameAs
 from tampering import tamper, verified
 
 SIZE = 600
@@ -287,3 +295,161 @@ def test_with_validators_disabled_the_fast_path_does_not_validate_either() -> No
     finally:
         attrs.validators.set_disabled(False)
     assert built.size == 0
+
+
+# The fast data path (``codec._proven_data``): the bytes cattrs' hooks give, and taken only for
+# events a reader decodes; anything else goes the plain way (cattrs, then decoding back).
+
+
+@event_type("testbench.march")
+@attrs.frozen(kw_only=True)
+class _March(Event):
+    route: tuple[str, ...] = attrs.field(converter=tuple, validator=attrs.validators.min_len(1))
+    when: EDTFDate | None = attrs.field(default=None)
+    size: int = attrs.field(default=1, validator=_no_zero)
+    sources: tuple[Source, ...] = attrs.field(factory=tuple)
+    extra: dict[str, Any] = attrs.field(factory=dict)
+
+    def __attrs_post_init__(self) -> None:
+        if "nowhere" in self.route:
+            raise InvalidEvent("a march goes somewhere", field="route")
+
+
+def _hand_made_date(text: Any) -> EDTFDate:
+    return attrs.evolve(parse_date("2024"), text=text)
+
+
+_ODD_OBJECTS: list[Any] = [
+    *_ODD_VALUES, (), ("x",), ("cpv", 5), ("cpv", "Bad Id"), ["cpv", "cpv"], 2**70, -(2**70),
+    "Hà Nội \ud800", {"a": ("b",)}, {5: "x"}, {"a": parse_date("2024")}, parse_date("2024"),
+    _hand_made_date("not a date"), _hand_made_date(2024), source(), (source(),),
+    (source(), "a source"), [source()], Participant(entity="cpv"), (Participant(entity="cpv"),),
+]
+
+
+def _broken(event: Event, rng: random.Random) -> Event:
+    """A copy of ``event`` with one field of it or of a value in it (a source, a participant)
+    set to an odd value, past attrs' converters and validators."""
+    broken = _copied(event)
+    places: list[Any] = [broken]
+    for place in places:
+        for field in attrs.fields(type(place)):
+            value = getattr(place, field.name)
+            for item in value if isinstance(value, tuple) else (value,):
+                if attrs.has(type(item)) and not isinstance(item, EDTFDate):
+                    places.append(item)
+    place = rng.choice(places)
+    name = rng.choice([f.name for f in attrs.fields(type(place))])
+    object.__setattr__(place, name, rng.choice(_ODD_OBJECTS))
+    return broken
+
+
+def _copied(value: Any) -> Any:
+    """A deep copy made field by field (``copy.deepcopy`` loses the fields of an attrs class
+    without slots whose base has them)."""
+    if isinstance(value, tuple):
+        return tuple(map(_copied, value))
+    if not attrs.has(type(value)) or isinstance(value, EDTFDate):
+        return copy.deepcopy(value)
+    made = object.__new__(type(value))
+    for field in attrs.fields(type(value)):
+        object.__setattr__(made, field.name, _copied(getattr(value, field.name)))
+    return made
+
+
+def _encoded(event: Event, *, fast: bool) -> tuple[Any, ...]:
+    """What an append makes of the event: its id and data, or the error that refuses it."""
+    with pytest.MonkeyPatch.context() as patch:
+        if not fast:
+            patch.setattr(codec, "_proven_data", lambda event: None)
+        try:
+            return ("written", *codec.encode_event(event, where="batch item 0"))
+        except InvalidEvent as exc:
+            return ("refused", type(exc), exc.reason, exc.field, exc.where)
+        except Exception as exc:  # (an id whose str() fails: both paths fail alike)
+            return ("failed", type(exc), str(exc))
+
+
+@given(strategies.events())
+def test_the_fast_data_path_gives_the_bytes_cattrs_gives(event: Event) -> None:
+    made = codec._proven_data(event)
+    assert made is not None  # every sound event of the model takes the fast path
+    assert made == orjson.dumps(codec.event_data(event))
+    assert _encoded(event, fast=True) == _encoded(event, fast=False)
+
+
+@given(strategies.events(), st.randoms(use_true_random=False))
+def test_an_event_broken_past_its_checks_is_refused_as_the_plain_path_refuses_it(
+    event: Event, rng: random.Random
+) -> None:
+    for _ in range(4):
+        broken = _broken(event, rng)
+        assert _encoded(broken, fast=True) == _encoded(broken, fast=False)
+
+
+def test_application_classes_are_written_as_cattrs_writes_them() -> None:
+    assert codec._fast_data_fn(_Rally) is None  # a converter taking the instance: plain path
+    assert codec._fast_data_fn(_March) is not None
+    assert codec._fast_data_fn(_Unslotted) is not None
+    rng = random.Random(6)
+    examples: list[Event] = [
+        _March(route=("a", "b"), when="2024-06", size=3, sources=[source()],
+               extra={"a": [1, {"b": None}]}),
+        _March(id="m-1", route=("a",)),
+        _Unslotted(name="ab", count=2),
+        _Rally(where=" Hanoi ", tags=("x",)),
+    ]
+    for event in examples:
+        assert _encoded(event, fast=True) == _encoded(event, fast=False)
+        assert _encoded(event, fast=True)[0] == "written"
+        for _ in range(40):
+            broken = _broken(event, rng)
+            assert _encoded(broken, fast=True) == _encoded(broken, fast=False), broken
+
+
+def _connected_plainly(index: _Index, a: str, b: str) -> bool:
+    """The same-as check as it was: a graph of every standing link, searched from ``a``."""
+    links: dict[str, set[str]] = {}
+    for link_id, (x, y) in index.same_as.items():
+        if link_id not in index.retracted:
+            links.setdefault(x, set()).add(y)
+            links.setdefault(y, set()).add(x)
+    seen, todo = {a}, [a]
+    while todo:
+        for nxt in links.get(todo.pop(), ()):
+            if nxt == b:
+                return True
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return False
+
+
+_NODES = st.sampled_from(["a", "b", "c", "d", "e", "f"])
+
+
+@given(st.lists(st.one_of(
+    st.tuples(st.just("link"), st.sampled_from(["l1", "l2", "l3", "l4", "l5"]), _NODES, _NODES),
+    st.tuples(st.just("retract"), st.sampled_from(["l1", "l2", "l3", "l4", "l5"])),
+    st.tuples(st.just("refused"), st.sampled_from(["l1", "l2", "l3", "l4", "l5"]), _NODES, _NODES),
+    st.just(("asked",)),
+), max_size=25))
+def test_same_as_links_are_followed_as_the_whole_graph_would_follow_them(
+    steps: list[tuple[str, ...]],
+) -> None:
+    index = _Index()
+    for n, step in enumerate(steps):
+        if step[0] == "asked":  # the links are made now, and kept up to date from here on
+            index.links()
+        elif step[0] == "retract":
+            _index_event(index, f"r{n}", Retracted(target=step[1], reason="x"), n)
+        elif step[2] != step[3] and step[1] not in index.same_as:
+            undo: list[tuple[Any, str]] = []
+            _index_event(index, step[1], SameAs(target=step[2], other=step[3]), n, undo)
+            if step[0] == "refused":  # a batch refused after the link was indexed
+                for container, key in reversed(undo):
+                    container.discard(key) if isinstance(container, set) else container.pop(key)
+        for a in "abcdef":
+            for b in "abcdef":
+                if a != b:
+                    assert _connected(index, a, b) == _connected_plainly(index, a, b)

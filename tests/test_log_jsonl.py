@@ -552,6 +552,34 @@ def test_segments_rotate_never_split_a_batch_and_stream_from_any_seq(path: Path)
     assert reader.verify().lines == seq - 1
 
 
+@pytest.mark.parametrize("segment_bytes", [20_000, 64 << 20])
+def test_a_line_read_from_the_mark_before_it_is_the_line_streamed(
+    path: Path, segment_bytes: int
+) -> None:
+    chance = random.Random(3)
+    with JsonlLog(path, segment_bytes=segment_bytes, clock=FakeClock()) as log:
+        log.append(entities("cpusa"))
+        n = 0
+        while n < 700:
+            size = chance.choice([1, 2, 7, 40, 300])
+            # now and then a line longer than the chunks a line is read in
+            log.append([meeting(f"m{n + i}", summary="x" * chance.choice([0, 10, 70_000]))
+                        for i in range(size)])
+            n += size
+        handles = [log, JsonlLog(path, readonly=True), JsonlLog(path, readonly=True)]
+        handles[1].verify(decode=False)  # marks where its blocks begin
+        for handle in handles:
+            head = handle.head.seq
+            assert head == n + 1
+            for seq in [*range(1, head + 1, 3), *range(head - 9, head + 2)]:
+                plain = EventLog._raw_at(handle, seq) if seq <= head else None
+                if plain is None:
+                    with pytest.raises(KeyError):
+                        handle._raw_at(seq)
+                else:
+                    assert handle._raw_at(seq) == plain
+
+
 def test_a_torn_tail_in_a_later_segment_is_quarantined_there(path: Path) -> None:
     with JsonlLog(path, segment_bytes=2048) as log:
         log.append(entities("cpusa"))

@@ -53,6 +53,8 @@ TYPE_NAME = re.compile(r"[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)*")
 _TYPES: dict[str, type[Event]] = {}
 _UPCASTERS: dict[str, dict[int, Upcaster]] = {}
 _FAST: dict[type, Callable[[Any], Any] | None] = {}  # see "the fast path" below
+_FAST_DATA: dict[type, Callable[[Any], dict[str, Any]] | None] = {}  # see "the fast data path"
+_ID_CHECKS: dict[type, Callable[[Any, str], bool]] = {}
 
 
 # -- strict scalars: cattrs would otherwise turn 5 into "5" and "5" into 5 -------------------------
@@ -127,6 +129,8 @@ def _register(cls: type[Event], upcasters: dict[int, Upcaster]) -> None:
     _TYPES[cls.type] = cls
     _UPCASTERS[cls.type] = upcasters
     _FAST.pop(cls, None)
+    _FAST_DATA.pop(cls, None)
+    _ID_CHECKS.pop(cls, None)
     converter.register_unstructure_hook(
         cls, make_dict_unstructure_fn(
             cls, converter, _cattrs_omit_if_default=True, id=override(omit=True)
@@ -162,12 +166,83 @@ def event_data(event: Event) -> dict[str, Any]:
 
 def data_bytes(event: Event) -> bytes:
     """The event's data as compact JSON: what identifies its content."""
+    data = _proven_data(event)
+    if data is not None:
+        return data
     try:
         return orjson.dumps(event_data(event))
     except (TypeError, AttributeError) as exc:
         # orjson: lone surrogates, non-JSON values in ``changes``; cattrs: a field holding
         # something else than its type (a string where a Source belongs)
         raise InvalidEvent(f"cannot be written as JSON: {exc}") from None
+
+
+def encode_event(event: Event, *, where: str) -> tuple[str, bytes]:
+    """The id an event is recorded under (its own, or one made from its content) and its data,
+    once it is sure that a reader will decode them.
+
+    Args:
+        where: the event's place, for error messages (``"batch item 3"``).
+
+    Raises:
+        InvalidEvent: the event cannot be written, or could not be read back.
+    """
+    data = _proven_data(event)  # the common case: made and proven readable in one pass
+    if data is not None:
+        event_id = event.id or generated_id(event, data)
+        if _readable_id(event, event_id):
+            return event_id, data
+    data = data_bytes(event)
+    event_id = event.id or generated_id(event, data)
+    # attrs checks a field's type only where a validator does (aliases=(5,) passes): decode
+    # the data as a reader will, so that nothing is written that cannot be read back
+    decode_event(event.type, event.version, event_id, orjson.loads(data),
+                 where=f"{where} ({event_id})")
+    return event_id, data
+
+
+def _proven_data(event: Event) -> bytes | None:
+    """The event's data, where the fast data path vouches that a reader decodes it (its id
+    aside: see :func:`_readable_id`); None where it cannot tell."""
+    cls = type(event)
+    fast = _FAST_DATA.get(cls, _UNBUILT)
+    if fast is _UNBUILT:
+        fast = _fast_data_fn(cls)
+    if fast is None or _TYPES.get(event.type) is not cls:
+        return None
+    try:
+        return orjson.dumps(fast(event))
+    except Exception:  # the plain path makes the data, or says what is wrong with it
+        return None
+
+
+def _readable_id(event: Event, event_id: object) -> bool:
+    """Whether a reader takes ``event_id`` as the id of ``event`` (its field's own check)."""
+    cls = type(event)
+    check = _ID_CHECKS.get(cls)
+    if check is None:
+        check = _ID_CHECKS[cls] = _id_check(attrs.fields(cls).id)
+    return type(event_id) is str and check(event, event_id)
+
+
+def _id_check(field: attrs.Attribute[Any]) -> Callable[[Event, str], bool]:
+    """The test of an id against the ``id`` field's validator (a model's test called directly)."""
+    validator = field.validator
+    if field.converter is not None:
+        return lambda event, event_id: False  # the id read back would be another
+    if isinstance(validator, ValueCheck):
+        passes = validator.passes
+        return lambda event, event_id: bool(passes(event_id))
+
+    def check(event: Event, event_id: str) -> bool:
+        try:
+            if validator is not None:
+                validator(event, field, event_id)
+        except Exception:
+            return False
+        return True
+
+    return check
 
 
 def generated_id(event: Event, data: bytes) -> str:
@@ -390,15 +465,11 @@ def _fast_value(kind: Any, var: str, names: dict[str, Any], *, share: bool = Tru
     if origin in (typing.Union, types.UnionType) and len(args) == 2 and type(None) in args:
         inner = _fast_value(next(a for a in args if a is not type(None)), var, names,
                             share=share)
-        if inner is None:
-            return None
-        checks = [f"if {var} is not None:", *("    " + c for c in inner[0])] if inner[0] else []
-        return checks, var if inner[1] == var else f"(None if {var} is None else {inner[1]})"
+        return _optional(inner, var)
     if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
         return _fast_tuple(args[0], var, names)
     if origin is dict and args and args[0] is str and args[1] is Any:
-        return [f"if type({var}) is not dict: raise Unusual", f"for k in {var}:",
-                "    if type(k) is not str: raise Unusual"], f"dict({var})"
+        return _str_keys(var), f"dict({var})"
     nested = _nested(kind, names)
     return None if nested is None else ([], f"{nested}({var})")
 
@@ -411,13 +482,37 @@ def _fast_tuple(kind: Any, var: str, names: dict[str, Any]) -> tuple[list[str], 
         item = _fast_value(kind, "x", names)
         if item is None:
             return None
-        if item[1] == "x":
-            checks.extend([f"for x in {var}:", *("    " + c for c in item[0])] if item[0] else [])
-            return checks, f"tuple({var})"
-        name = f"item{len(names)}"
-        exec(f"def {name}(x):\n" + "".join(f"    {c}\n" for c in item[0]) +
-             f"    return {item[1]}\n", names)
+        each, name = _items(item, var, names)
+        if name is None:
+            return checks + each, f"tuple({var})"
     return checks, f"tuple(map({name}, {var}))"  # map: no comprehension's frame
+
+
+def _optional(inner: tuple[list[str], str] | None, var: str) -> tuple[list[str], str] | None:
+    """The checks and expression of an optional value, from those of the value (``inner``)."""
+    if inner is None:
+        return None
+    checks = [f"if {var} is not None:", *("    " + c for c in inner[0])] if inner[0] else []
+    return checks, var if inner[1] == var else f"(None if {var} is None else {inner[1]})"
+
+
+def _str_keys(var: str) -> list[str]:
+    """Checks that ``var`` is a dict whose keys are strings."""
+    return [f"if type({var}) is not dict: raise Unusual", f"for k in {var}:",
+            "    if type(k) is not str: raise Unusual"]
+
+
+def _items(item: tuple[list[str], str], var: str, names: dict[str, Any]
+           ) -> tuple[list[str], str | None]:
+    """For a collection ``var`` whose items ``x`` have the checks and expression ``item``: the
+    checks of every item where an item is kept as it is, else the name of a function made in
+    ``names`` that checks one item and gives its value."""
+    if item[1] == "x":
+        return [f"for x in {var}:", *("    " + c for c in item[0])] if item[0] else [], None
+    name = f"item{len(names)}"
+    exec(f"def {name}(x):\n" + "".join(f"    {c}\n" for c in item[0]) +
+         f"    return {item[1]}\n", names)
+    return [], name
 
 
 def _nested(kind: Any, names: dict[str, Any]) -> str | None:
@@ -478,6 +573,154 @@ def _memoized(cls: type, structure: Callable[[Any], Any], names: dict[str, Any],
         return value
 
     return remembered
+
+
+# -- the fast data path: cattrs' data for an event, proven readable in the same pass -------------
+#
+# Appending an event needs its data (cattrs' unstructure hooks) and the proof that a reader will
+# decode it: attrs checks a field's type only where a validator does (``aliases=(5,)`` builds),
+# and an object may have been built with the validators off. Decoding the data back proves it,
+# at twice the cost of making it. Instead, for each class a function is compiled that reads the
+# fields and checks each value is exactly what the fast structure path accepts when it reads it
+# back (type for type, a date whose text parses), holds the values to the class's converters
+# (they must give the value back) and validators as a reader's ``__init__`` will, and builds the
+# data as cattrs' generated hooks do: the fields without a default first, then the others where
+# they differ from it, each in class order. Anything unusual raises, and the caller takes the
+# plain path (cattrs, then decoding back), which refuses a bad event naming its field. Tests
+# compare the two paths byte for byte, and check that what this path accepts reads back.
+
+def _fast_data_fn(cls: type) -> Callable[[Any], dict[str, Any]] | None:
+    """The fast data function of an attrs class, or None where its fields are too unusual.
+
+    An event's ``id`` is left out of its data, and left to the caller to check: a reader sees
+    the id the log gives it (the event's own or one made from the data).
+    """
+    _FAST_DATA[cls] = None  # also what a class that contains itself gets while it is being built
+    try:
+        hints = typing.get_type_hints(cls)
+    except Exception:  # unresolvable annotations: leave the class to cattrs
+        return None
+    names: dict[str, Any] = {"cls": cls, "Unusual": _Unusual}
+    body = ["def data(self):", "    if type(self) is not cls: raise Unusual"]
+    validation: list[str] = []
+    required: list[str] = []
+    optional: list[str] = []
+    for i, field in enumerate(attrs.fields(cls)):
+        if issubclass(cls, Event) and field.name == "id":
+            continue
+        lines = _field_data(field, hints.get(field.name), i, names)
+        if lines is None:
+            return None
+        body.extend("    " + line for line in lines)
+        validation.extend("    " + line for line in _validation(field.validator, i, names))
+        if field.default is attrs.NOTHING:
+            required.append(f"{field.name!r}: o{i}")
+        else:
+            optional.extend(_unless_default(field, i, names))
+    body.extend(validation)
+    if hasattr(cls, "__attrs_post_init__"):  # as a reader's __init__ will call it
+        body.append("    self.__attrs_post_init__()")
+    body.append(f"    data = {{{', '.join(required)}}}")
+    body.extend("    " + line for line in optional)
+    body.append("    return data")
+    exec(compile("\n".join(body), f"<solidline fast data {cls.__qualname__}>", "exec"), names)
+    _FAST_DATA[cls] = names["data"]
+    return _FAST_DATA[cls]
+
+
+def _field_data(field: attrs.Attribute[Any], kind: Any, i: int, names: dict[str, Any]
+                ) -> list[str] | None:
+    """Statements that check field ``i`` of ``self`` and put its data in ``o{i}``; ``a{i}`` is
+    the value as a reader's ``__init__`` will hold it to the validators (the same value)."""
+    convert = field.converter
+    if not field.init or field.alias != field.name or (
+        isinstance(convert, attrs.Converter) and convert.takes_self  # type: ignore[attr-defined]
+    ):
+        return None
+    default: Any = field.default  # (attrs' stubs call Factory a function)
+    if isinstance(default, attrs.Factory) and default.takes_self:  # type: ignore[arg-type]
+        return None
+    converted = _data_value(kind, f"a{i}", names)
+    if converted is None:
+        return None
+    checks, value = converted
+    names[f"field{i}"] = field
+    conversion = _conversion(field, kind, i, names)
+    lines = [f"a{i} = self.{field.name}", *checks, f"o{i} = {value}"]
+    if conversion:  # a reader converts the value it reads: that must give it back unchanged
+        lines.extend([f"v{i} = a{i}", *conversion,
+                      f"if a{i} is not v{i} and a{i} != v{i}: raise Unusual"])
+    return lines
+
+
+def _unless_default(field: attrs.Attribute[Any], i: int, names: dict[str, Any]) -> list[str]:
+    """The statement that adds field ``i`` to ``data`` unless it equals its default (as cattrs'
+    hooks compare: with ``!=``, a factory called anew; ``a{i}`` equals the field's value)."""
+    default: Any = field.default
+    if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+        names[f"factory{i}"] = default.factory
+        compared = f"factory{i}()"
+    else:
+        names[f"default{i}"] = default
+        compared = f"default{i}"
+    return [f"if a{i} != {compared}: data[{field.name!r}] = o{i}"]
+
+
+def _data_value(kind: Any, var: str, names: dict[str, Any]) -> tuple[list[str], str] | None:
+    """Statements that check ``var`` holds what reads back as ``kind``, and its data.
+
+    The counterpart of :func:`_fast_value`: the value must be of the very type that path builds
+    from the data, so that a reader gets an equal value back.
+    """
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    simple = {str: "str", int: "int", bool: "bool"}
+    if kind in simple:
+        return [f"if type({var}) is not {simple[kind]}: raise Unusual"], var
+    if kind is EDTFDate:  # str() of a date is its text, which must parse (made by hand?)
+        names["EDTFDate"], names["parse_date"] = EDTFDate, parse_date
+        return [f"if type({var}) is not EDTFDate or type({var}.text) is not str: raise Unusual",
+                f"parse_date({var}.text)"], f"{var}.text"
+    if origin is typing.Literal and all(type(a) is str for a in args):
+        name = f"choices{len(names)}"
+        names[name] = frozenset(args)
+        return [f"if type({var}) is not str or {var} not in {name}: raise Unusual"], var
+    if origin in (typing.Union, types.UnionType) and len(args) == 2 and type(None) in args:
+        return _optional(_data_value(next(a for a in args if a is not type(None)), var, names),
+                         var)
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+        return _data_tuple(args[0], var, names)
+    if origin is dict and args and args[0] is str and args[1] is Any:
+        name = f"hook{len(names)}"  # values of any type: cattrs' own hook turns them to data
+        names[name] = converter.get_unstructure_hook(kind)
+        return _str_keys(var), f"{name}({var})"
+    nested = _nested_data(kind, names)
+    return None if nested is None else ([], f"{nested}({var})")
+
+
+def _data_tuple(kind: Any, var: str, names: dict[str, Any]) -> tuple[list[str], str] | None:
+    """:func:`_data_value` for ``tuple[kind, ...]``: a tuple (a reader builds one), as a list."""
+    checks = [f"if type({var}) is not tuple: raise Unusual"]
+    name = _nested_data(kind, names)  # a nested class: its function checks each item
+    if name is None:
+        item = _data_value(kind, "x", names)
+        if item is None:
+            return None
+        each, name = _items(item, var, names)
+        if name is None:
+            return checks + each, var  # orjson writes a tuple as a list
+    return checks, f"list(map({name}, {var}))"
+
+
+def _nested_data(kind: Any, names: dict[str, Any]) -> str | None:
+    """The name in ``names`` of the fast data function of a nested value class, if any."""
+    if not (isinstance(kind, type) and attrs.has(kind) and not issubclass(kind, Event)):
+        return None
+    nested = _FAST_DATA[kind] if kind in _FAST_DATA else _fast_data_fn(kind)
+    if nested is None:
+        return None
+    name = f"nested{len(names)}"
+    names[name] = nested
+    return name
 
 
 def event_from_draft(obj: Any, *, where: str | None = None) -> Event:

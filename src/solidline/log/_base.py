@@ -31,12 +31,11 @@ from .._errors import (
 from ..codec import (
     Recorded,
     check_envelope,
-    data_bytes,
     decode_event,
+    encode_event,
     encode_line,
     event_data,
     format_timestamp,
-    generated_id,
     parse_timestamp,
     registered_types,
     structure_event,
@@ -111,6 +110,10 @@ class _Index:
     entities: set[str] = attrs.Factory(set)
     same_as: dict[str, tuple[str, str]] = attrs.Factory(dict)  # link id -> (a, b)
     retracted: set[str] = attrs.Factory(set)
+    # the same-as links naming each event, made when first asked for and then kept up to date
+    # by _index_event. Only ever added to: a link taken back (a refused batch) or retracted is
+    # passed over where it is read.
+    touching: dict[str, list[str]] | None = attrs.field(default=None, eq=False, repr=False)
 
     def update(self, other: _Index) -> None:
         """Add what another index holds (of other lines): as if its events were indexed here."""
@@ -119,6 +122,15 @@ class _Index:
         self.entities |= other.entities
         self.same_as.update(other.same_as)
         self.retracted |= other.retracted
+        self.touching = None
+
+    def links(self) -> dict[str, list[str]]:
+        """The ids of the same-as links naming each event (some may have been taken back)."""
+        if self.touching is None:
+            self.touching = {}
+            for link_id, pair in self.same_as.items():
+                _touch(self.touching, link_id, pair)
+        return self.touching
 
 
 class EventLog(abc.ABC):
@@ -138,7 +150,7 @@ class EventLog(abc.ABC):
         self._head = Head()
         self._pending: list[_Prepared] = []
         # what this handle appended lately, by seq: corrections mostly name recent events
-        self._recent: dict[int, Event] = {}
+        self._recent: dict[int, _Prepared] = {}
 
     # -- the backend's primitives ------------------------------------------------------------------
 
@@ -212,12 +224,7 @@ class EventLog(abc.ABC):
     def _prepare(self, event: Event, position: int) -> _Prepared:
         if not isinstance(event, Event):
             raise InvalidEvent(f"batch item {position} is a {type(event).__name__}, not an Event")
-        data = data_bytes(event)
-        event_id = event.id or generated_id(event, data)
-        # attrs checks a field's type only where a validator does (aliases=(5,) passes): decode
-        # the data as a reader will, so that nothing is written that cannot be read back
-        decode_event(event.type, event.version, event_id, orjson.loads(data),
-                     where=f"batch item {position} ({event_id})")
+        event_id, data = encode_event(event, where=f"batch item {position}")
         return _Prepared(event, event_id, data)
 
     def _append_locked(self, prepared: list[_Prepared]) -> list[Recorded]:
@@ -271,7 +278,7 @@ class EventLog(abc.ABC):
         self._head = Head(first + len(new) - 1, prev, stamp)
         if len(self._recent) > _RECENT:
             self._recent.clear()
-        self._recent.update((seq, record.event) for seq, record in records.items())
+        self._recent.update(zip(range(first, first + len(new)), new, strict=True))
         return records
 
     def _check_same_content(
@@ -292,7 +299,11 @@ class EventLog(abc.ABC):
     # -- references between events -----------------------------------------------------------------
 
     def _check_references(self, event: Event, index: _Index) -> None:
-        if self._require_entities and not isinstance(event, EntityDefined):
+        if (
+            self._require_entities
+            and not isinstance(event, EntityDefined)
+            and not index.entities.issuperset(event.entities())  # (in C: the common case)
+        ):
             unknown = [e for e in event.entities() if e not in index.entities]
             if unknown:
                 raise InvalidEvent(
@@ -331,19 +342,29 @@ class EventLog(abc.ABC):
 
     def _check_correction(self, event: Amendment, index: _Index) -> None:
         changes: dict[str, Any] = getattr(event, "changes", {})
-        seq = index.ids[event.target]
-        if seq > self._head.seq:  # an event of the same batch, not written yet
-            target = self._pending[seq - self._head.seq - 1].event
-        else:
-            target = self._recent.get(seq) or self.get_seq(seq).event
-        data = event_data(target) | changes | {"id": target.id}
+        cls, data = self._stored_data(index.ids[event.target])
         try:
-            structure_event(type(target), data, where=None)
+            structure_event(cls, data | changes | {"id": event.target}, where=None)
         except InvalidEvent as exc:
             raise InvalidEvent(
-                f"the corrected {target.type} would be invalid: {exc.reason}",
+                f"the corrected {cls.type} would be invalid: {exc.reason}",
                 field=f"changes.{exc.field}" if exc.field else "changes",
             ) from None
+
+    def _stored_data(self, seq: int) -> tuple[type[Event], dict[str, Any]]:
+        """The class and data of the event at ``seq``, as a reader has them: from what this
+        handle appended lately (or is appending) if it can, else from the line."""
+        batch = seq - self._head.seq  # from 1: an event of the same batch, not written yet
+        item = self._pending[batch - 1] if batch > 0 else self._recent.get(seq)
+        if item is not None:
+            return type(item.event), orjson.loads(item.data)
+        line = self._raw_at(seq)
+        envelope = _envelope(line)
+        cls = registered_types().get(envelope["type"])
+        if cls is None or envelope["v"] != cls.version:  # decoded: upcast, or refused
+            target = _decode(line, envelope).event
+            return type(target), event_data(target)
+        return cls, envelope["data"]
 
     # -- reading -----------------------------------------------------------------------------------
 
@@ -678,6 +699,8 @@ def _index_event(
         elif isinstance(event, SameAs):
             index.same_as[event_id] = (event.target, event.other)
             added.append((index.same_as, event_id))
+            if index.touching is not None:
+                _touch(index.touching, event_id, (event.target, event.other))
         elif (
             event.type == "event.retracted"
             and isinstance(event, Amendment)
@@ -689,16 +712,24 @@ def _index_event(
         undo.extend(added)
 
 
+def _touch(touching: dict[str, list[str]], link_id: str, pair: tuple[str, str]) -> None:
+    for end in pair:
+        touching.setdefault(end, []).append(link_id)
+
+
 def _connected(index: _Index, a: str, b: str) -> bool:
-    """Whether ``a`` and ``b`` are already joined by same-as links that stand (not retracted)."""
-    links: dict[str, set[str]] = {}
-    for link_id, (x, y) in index.same_as.items():
-        if link_id not in index.retracted:
-            links.setdefault(x, set()).add(y)
-            links.setdefault(y, set()).add(x)
+    """Whether ``a`` and ``b`` are already joined by same-as links that stand (not retracted).
+
+    Only the links around ``a`` are followed, not every link of the log."""
+    touching, same_as, retracted = index.links(), index.same_as, index.retracted
     seen, todo = {a}, [a]
     while todo:
-        for nxt in links.get(todo.pop(), ()):
+        node = todo.pop()
+        for link_id in touching.get(node, ()):
+            pair = same_as.get(link_id)
+            if pair is None or node not in pair or link_id in retracted:
+                continue  # taken back, named another pair when taken back, or retracted
+            nxt = pair[1] if pair[0] == node else pair[0]
             if nxt == b:
                 return True
             if nxt not in seen:

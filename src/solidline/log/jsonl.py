@@ -38,6 +38,7 @@ __all__ = ["JsonlLog"]
 
 _SEGMENT = re.compile(r"(\d{20})\.jsonl")
 _CHUNK = 1 << 20
+_SMALL_CHUNK = 1 << 16  # reading one line from a mark
 _MARK_EVERY = 256  # lines between two marks of where a line starts
 _ENVELOPE_PREFIX = 480  # seq, id, type, v, recorded_at, prev, more fit in this many bytes
 _SAVE_AFTER = 10_000  # lines indexed beyond the saved index that make saving it again worth it
@@ -177,11 +178,31 @@ class JsonlLog(EventLog):
                 yield item
             self._note_position(seq + 1, first, end, line)
 
+    def _raw_at(self, seq: int) -> RawLine:
+        """One line of the log as far as it is known whole (a correction's target, read to check
+        the correction): from the nearest mark before it, the lines between counted in C."""
+        segments = self._segments()
+        i = bisect.bisect_right([first for first, _ in segments], seq) - 1
+        if not 1 <= seq <= self._head.seq or i < 0:  # (past the head: whole batches only)
+            return super()._raw_at(seq)
+        first, path = segments[i]
+        begin, offset = first, 0
+        at = bisect.bisect_right(self._marked, seq) - 1
+        if at >= 0 and self._marks[self._marked[at]][0] == first:
+            begin, offset = self._marked[at], self._marks[self._marked[at]][1]
+        raw = _nth_line(path, offset, seq - begin)
+        if raw is None:
+            return super()._raw_at(seq)
+        return RawLine(seq, raw, path.name, seq - first + 1)
+
     def _nothing_after(self, start: int) -> bool:
         """Whether the log surely ends before ``start``: two stats instead of a directory scan."""
         known = self._next
         if known is None or known[0] != start:
             return False
+        if self._held is not None:  # under the lock, no one else writes, and the tail
+            # recovery left _next at the end of the last segment (see _locked)
+            return bool(self._held) and known[1] == self._held[-1][0]
         folder = self.name  # os.stat on text: pathlib costs more than the system calls
         try:
             if os.stat(f"{folder}/{known[1]:020d}.jsonl").st_size != known[2]:
@@ -313,7 +334,7 @@ class JsonlLog(EventLog):
             self._held = self._segments()
             if self._head.seq == 0:  # the saved index also tells recovery where to look
                 self._load_index()
-            self._recover_tail()
+            self._recover_tail()  # from here until released, _next is where the log ends
             yield
         finally:
             self._held = None
@@ -323,7 +344,13 @@ class JsonlLog(EventLog):
         data = b"".join(lines)
         segments = self._segments()
         first, path = segments[-1] if segments else (first_seq, self._segment_name(first_seq))
-        size = path.stat().st_size if segments else 0
+        known = self._next
+        if not segments:
+            size = 0
+        elif known is not None and known[:2] == (first_seq, first) and self._held is not None:
+            size = known[2]  # the end of the log, as the lock found it (no stat needed)
+        else:
+            size = path.stat().st_size
         if not segments or (size and size + len(data) > self.segment_bytes):
             first, path, size = first_seq, self._segment_name(first_seq), 0
             _create_segment(path)
@@ -366,9 +393,12 @@ class JsonlLog(EventLog):
             start = (known[2], known[0], self._head.digest)
         else:
             start = (0, first, self._prev_digest(segments))
-        good = _good_length(path, *start, first)
+        good, seq, line = _good_length(path, *start, first)
         if good < size:
             self._quarantine(path, good, size)
+        # where the next line starts: the next lock looks no further (nor reads the whole
+        # segment again, which a log opened without a saved index had it do)
+        self._note_position(seq, first, good, line)
 
     def _prev_digest(self, segments: list[tuple[int, Path]]) -> str | None:
         """The digest of the line before the last segment, to check the chain across it."""
@@ -425,6 +455,25 @@ def _read_lines(path: Path, offset: int) -> Iterator[tuple[bytes, int]]:
     # an unterminated rest is a batch still being written, or a crashed writer's tail
 
 
+def _nth_line(path: Path, offset: int, skip: int) -> bytes | None:
+    """The whole line ``skip`` lines after the one that starts at ``offset``, or None."""
+    with path.open("rb") as f:
+        f.seek(offset)
+        buffer = b""
+        while chunk := f.read(_SMALL_CHUNK):
+            buffer += chunk
+            count = buffer.count(b"\n")
+            if count <= skip:  # the line does not end in this chunk: keep only its start
+                skip -= count
+                buffer = buffer[buffer.rfind(b"\n") + 1 :]
+                continue
+            begin = 0
+            for _ in range(skip):
+                begin = buffer.index(b"\n", begin) + 1
+            return buffer[begin : buffer.index(b"\n", begin) + 1]
+    return None
+
+
 def _line_ending_at(path: Path, offset: int) -> bytes | None:
     """The whole line that ends (with its newline) just before ``offset``, or None."""
     try:
@@ -458,8 +507,10 @@ def _more(raw: bytes) -> int:
         return 0
 
 
-def _good_length(path: Path, offset: int, expected: int, prev: str | None, first: int) -> int:
-    """The length of the segment's prefix of whole, valid, chained batches.
+def _good_length(path: Path, offset: int, expected: int, prev: str | None, first: int
+                 ) -> tuple[int, int, int]:
+    """The length of the segment's prefix of whole, valid, chained batches, the seq of the line
+    after it and the number of lines in it.
 
     ``expected`` is the seq of the line at ``offset``; ``first`` the segment's first seq. Only
     lines that do not parse (torn, NUL-padded) can be a crashed writer's tail. Raises CorruptLog
@@ -467,6 +518,7 @@ def _good_length(path: Path, offset: int, expected: int, prev: str | None, first
     (an edit, a deletion, a bad disk), not a crash, and nothing is moved.
     """
     good, line = offset, expected - first
+    after = (expected, line)
     pending, bad_at = 0, None
     for raw, end in _read_lines(path, offset):
         line += 1
@@ -488,8 +540,8 @@ def _good_length(path: Path, offset: int, expected: int, prev: str | None, first
         more = envelope.get("more", 0)
         pending = pending - 1 if pending else more if isinstance(more, int) else 0
         if not pending:
-            good = end
-    return good
+            good, after = end, (expected, line)
+    return good, *after
 
 
 def _loads(raw: bytes) -> dict[str, object] | None:
