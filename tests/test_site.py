@@ -31,6 +31,7 @@ from solidline import (
     PublishError,
     Source,
     Visit,
+    site,
 )
 from solidline.config import Config, load_config
 from solidline.model import Corrected, Retracted, StatusChanged
@@ -365,6 +366,36 @@ def test_a_file_deleted_from_the_output_is_written_again(record: Config) -> None
 
     assert report.written == ("feeds/la~vn.atom",)
     assert (record.path("public") / "feeds" / "la~vn.atom").is_file()
+
+
+def test_a_file_changed_while_a_run_writes_is_caught_by_the_next_run_that_writes(
+    record: Config, make_meeting: Callable[..., Meeting], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The catalog keeps the stat the damage check took of a file the run did not write: a
+    change behind the run's back after that check is caught as damage next time."""
+    publish(record)
+    bystander = record.path("public") / "feeds" / "la~vn.atom"
+    good = bystander.read_bytes()
+    stage = site._Run._stage
+
+    def stage_then_edit(run: site._Run, *args: Any) -> Any:
+        staged = stage(run, *args)  # the damage check has run, the files are staged
+        bystander.write_bytes(good + b"<!-- edited -->")
+        return staged
+
+    with monkeypatch.context() as patched:
+        patched.setattr(site._Run, "_stage", stage_then_edit)
+        with JsonlLog(record.path("events")) as log:
+            log.append(make_meeting("m-1", "cpusa", "cpv"))
+        assert "feeds/la~vn.atom" not in publish(record).written
+    assert bystander.read_bytes() != good
+    with JsonlLog(record.path("events")) as log:
+        log.append(make_meeting("m-2", "cpusa", "cpv"))
+
+    report = publish(record)
+
+    assert "feeds/la~vn.atom" in report.written
+    assert bystander.read_bytes() == good
 
 
 def _age_output(output: Path, seconds: int = 60) -> None:

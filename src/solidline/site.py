@@ -55,13 +55,16 @@ Safe under cron:
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
+import gc
 import hashlib
 import os
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -274,16 +277,22 @@ def _load_state(path: Path) -> dict[str, Any]:
 
 def _damaged(output: Path, files: dict[str, list[Any]]) -> set[str]:
     """The timeline keys whose files are missing or not as the checkpoint left them."""
-    damaged = set()
-    for name, (key, size, mtime_ns) in files.items():
+    return {files[name][0] for name in _differing(output, files)}
+
+
+def _differing(output: Path, files: dict[str, list[Any]]) -> set[str]:
+    """The files of the catalog that are missing or not as it says (size and mtime)."""
+    differing = set()
+    folder = os.fspath(output)
+    for name, (_, size, mtime_ns) in files.items():
         try:
-            info = (output / name).stat()
+            info = os.stat(f"{folder}/{name}")
         except OSError:
-            damaged.add(key)
+            differing.add(name)
             continue
         if info.st_size != size or info.st_mtime_ns != mtime_ns:
-            damaged.add(key)
-    return damaged
+            differing.add(name)
+    return differing
 
 
 # -- one run ---------------------------------------------------------------------------------------
@@ -314,6 +323,7 @@ class _Run:
         self._catalog: _Catalog | None = None
         self.segments: list[list[Any]] = []  # the log's segment hashes, for the next run
         self.saved: Head | None = None  # the head of the saved projection this run loaded
+        self.differing: set[str] = set()  # the catalog's files the damage check found changed
 
     def run(self) -> PublishReport:
         fingerprint = _log_fingerprint(self.log)
@@ -323,18 +333,20 @@ class _Run:
             return PublishReport(
                 self.output, head, unchanged=self.state["output"]["files"], nothing_new=True
             )
-        projection = self._fold()
-        first = projection.first
-        start = _head_of(first) if first else Head()
-        targets = site_targets(projection, start, self.site.entries_per_page)
-        changed = projection.take_changes()
-        names = _names_print(projection)
-        if names != self.catalog().names or not self.same_settings:
-            changed = None  # every page shows entity names: all are fingerprinted again
-        kept = self._keep(projection)
-        return self._publish(
-            targets, projection.head, _tag_date(first), fingerprint, changed, names, kept
-        )
+        with _collector_spared() as folded:
+            projection = self._fold()
+            folded()
+            first = projection.first
+            start = _head_of(first) if first else Head()
+            targets = site_targets(projection, start, self.site.entries_per_page)
+            changed = projection.take_changes()
+            names = _names_print(projection)
+            if names != self.catalog().names or not self.same_settings:
+                changed = None  # every page shows entity names: all are fingerprinted again
+            kept = self._keep(projection)
+            return self._publish(
+                targets, projection.head, _tag_date(first), fingerprint, changed, names, kept
+            )
 
     def _fold(self) -> Projection:
         """The record folded: a saved projection brought up to date, or a new fold.
@@ -451,7 +463,7 @@ class _Run:
         finally:
             staging.discard()
         removed = _remove_stale(self.output, set(self.catalog().files) - set(owners))
-        self._save_state(head, fingerprint, owners, prints, names, kept)
+        self._save_state(head, fingerprint, owners, staging.written, prints, names, kept)
         return PublishReport(
             self.output,
             head,
@@ -479,7 +491,8 @@ class _Run:
             unit's fingerprint by timeline, and how many units were rendered.
         """
         catalog = self.catalog()
-        damaged = _damaged(self.output, catalog.files)
+        self.differing = _differing(self.output, catalog.files)
+        damaged = {catalog.files[name][0] for name in self.differing}
         old_prints = catalog.prints if self.same_settings else {}
         # the index and the stylesheet are the whole site's: staged on every run, written
         # only when their bytes change
@@ -545,6 +558,7 @@ class _Run:
         head: Head,
         fingerprint: dict[str, Any],
         owners: dict[str, str],
+        written: list[str],
         prints: dict[str, dict[str, str]],
         names: str,
         kept: Head | None,
@@ -554,8 +568,15 @@ class _Run:
         A run with nothing new reads only the state; the catalog is read by runs that write.
         """
         files = {}
+        known, changed = self.catalog().files, self.differing.union(written)
+        folder = os.fspath(self.output)
         for name, key in sorted(owners.items()):
-            info = (self.output / name).stat()
+            if name in known and name not in changed:
+                # as the damage check found it before this run wrote anything (a file changed
+                # behind the run's back since then differs from it, and is caught next time)
+                files[name] = [key, *known[name][1:]]
+                continue
+            info = os.stat(f"{folder}/{name}")
             files[name] = [key, info.st_size, info.st_mtime_ns]
         if _log_fingerprint(self.log) != fingerprint:
             fingerprint = {}  # a writer appended meanwhile: the next run reads the log again
@@ -627,6 +648,40 @@ class _Catalog:
             for name, (owner, *_) in self.files.items():
                 self._owners.setdefault(owner, {})[name] = owner
         return self._owners.get(key, {})
+
+
+@contextlib.contextmanager
+def _collector_spared() -> Iterator[Callable[[], None]]:
+    """Keep the cyclic collector off the folded record; give ``folded()`` once it is made.
+
+    The record folded is millions of objects without cycles. Made with the collector running,
+    or made with it paused and then left to it, they would be walked by collection after
+    collection while the run makes its own objects (the site's 27,000 timelines at a million
+    events took 27 s, most of it the collector walking the record). So the collector is paused
+    while the record is folded, then what exists is frozen (:func:`gc.freeze`: moved out of
+    the collector's reach) and the collector runs again for what the run makes next; at the
+    end the frozen objects are handed back. A process that froze objects of its own keeps
+    them frozen: the run then leaves the freeze alone and only pauses during the fold.
+    """
+    was_enabled = gc.isenabled()
+    frozen = False
+
+    def folded() -> None:
+        nonlocal frozen
+        if not gc.get_freeze_count():  # unfreezing would also thaw what the caller froze
+            gc.freeze()
+            frozen = True
+        if was_enabled:
+            gc.enable()
+
+    gc.disable()
+    try:
+        yield folded
+    finally:
+        if frozen:
+            gc.unfreeze()
+        if was_enabled:
+            gc.enable()
 
 
 def _dumps(value: Any) -> bytes:
@@ -831,30 +886,43 @@ def _remove_stale(output: Path, names: set[str]) -> tuple[str, ...]:
 class _Staging:
     """Files written beside their targets first, renamed into place only all together.
 
-    A file whose bytes are already there is not staged (its mtime stays).
+    A file whose bytes are already there is not staged (its mtime stays). Comparing a file
+    with what is there and writing its temporary are I/O (a read, and an fsync of a few
+    milliseconds on a real disk for each of hundreds of files), so a few threads do them while
+    the run renders the next files; fsyncs that wait at the same time also share the file
+    system's journal commits. Errors are raised by :meth:`put` or :meth:`commit`, whichever
+    finds them first; nothing is renamed until every temporary file is written and synced.
     """
+
+    _THREADS = 4
+    _PENDING = 256  # files handed to the threads and not yet done: bounds the bytes held
 
     def __init__(self, output: Path) -> None:
         self.output = output
         self.staged: list[tuple[Path, Path]] = []
         self.written: list[str] = []
+        self._pending: collections.deque[tuple[str, Future[Path | None]]] = collections.deque()
+        self._pool: ThreadPoolExecutor | None = None
 
     def put(self, name: str, data: bytes) -> None:
-        target = self.output / name
-        try:
-            if target.read_bytes() == data:
-                return
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            raise _cannot_write(target, exc) from None
-        try:
-            self.staged.append((_write_temporary(target, data), target))
-        except OSError as exc:
-            raise _cannot_write(target, exc) from None
-        self.written.append(name)
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self._THREADS, thread_name_prefix="solidline-publish")
+        self._pending.append((name, self._pool.submit(_stage_one, self.output / name, data)))
+        self._settle(self._PENDING)
+
+    def _settle(self, pending: int) -> None:
+        """Wait until at most ``pending`` files are still with the threads."""
+        while len(self._pending) > pending:
+            name, future = self._pending[0]
+            temporary = future.result()
+            self._pending.popleft()
+            if temporary is not None:
+                self.staged.append((temporary, self.output / name))
+                self.written.append(name)
 
     def commit(self) -> None:
+        self._settle(0)
+        self._stop()
         folders = set()
         try:
             for temporary, target in self.staged:
@@ -867,16 +935,43 @@ class _Staging:
         self.staged = []
 
     def discard(self) -> None:
+        for _, future in self._pending:
+            with contextlib.suppress(Exception):
+                temporary = future.result()  # waits: no thread writes a file after this
+                if temporary is not None:
+                    self.staged.append((temporary, temporary))
+        self._pending.clear()
+        self._stop()
         for temporary, _ in self.staged:
             with contextlib.suppress(OSError):
                 temporary.unlink()
         self.staged = []
 
+    def _stop(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+
+def _stage_one(target: Path, data: bytes) -> Path | None:
+    """The synced temporary file of ``target`` holding ``data``; None if it holds them already."""
+    try:
+        if target.read_bytes() == data:
+            return None
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise _cannot_write(target, exc) from None
+    try:
+        return _write_temporary(target, data)
+    except OSError as exc:
+        raise _cannot_write(target, exc) from None
+
 
 def _write_temporary(target: Path, data: bytes) -> Path:
     folder = target.parent
     if not folder.is_dir():
-        folder.mkdir(parents=True)
+        folder.mkdir(parents=True, exist_ok=True)  # another thread may make it meanwhile
         fsync_folder(folder.parent)
     return write_temporary(target, data)
 
