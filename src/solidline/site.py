@@ -93,7 +93,7 @@ from .timeline import Entry, Projection, Timeline
 if TYPE_CHECKING:  # imported when something is rendered: a run with nothing new needs neither
     import jinja2
 
-    from .feeds import FeedSpec
+    from .feeds import FeedCache, FeedSpec
 
 __all__ = ["PublishReport", "publish"]
 
@@ -310,6 +310,7 @@ class _Run:
     ) -> None:
         self.config, self.site, self.output, self.log = config, site, output, log
         self.environment: jinja2.Environment | None = None
+        self.feeds: FeedCache | None = None
         self.state_dir = output / _STATE_DIR
         self.state = _load_state(self.state_dir / _STATE)
         templates = _templates_digest(template_folders(config))
@@ -533,12 +534,15 @@ class _Run:
             yield f"{target.key}@{section.slug}", print_, render
 
     def _render(self, target: Target, tag_date: str) -> Iterator[tuple[str, bytes]]:
-        from .feeds import render_feed
+        from .feeds import FeedCache, render_feed
 
         yield target.page, render_timeline_page(self._environment(), self.site, target)
+        if self.feeds is None:
+            self.feeds = FeedCache()  # the run's timelines are of one head
         for format in self.site.formats:
             spec = _feed_spec(self.site, target, format, tag_date)
-            yield target.feed(format), render_feed(target.timeline, spec, format)
+            feed = render_feed(target.timeline, spec, format, cache=self.feeds)
+            yield target.feed(format), feed
         if target.export:
             yield target.export, _timelinejs(target.timeline)
 
