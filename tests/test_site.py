@@ -25,6 +25,7 @@ from solidline import (
     JsonlLog,
     LogLocked,
     Meeting,
+    MemoryLog,
     Participant,
     Period,
     Person,
@@ -35,7 +36,7 @@ from solidline import (
 )
 from solidline.config import Config, load_config
 from solidline.model import Corrected, Retracted, StatusChanged
-from solidline.pages import default_templates
+from solidline.pages import default_templates, span_of
 from solidline.site import PublishReport, publish
 from solidline.timeline import Projection, pair_key
 from strategies import TIMELINE_EPOCH, timed_histories
@@ -822,3 +823,68 @@ def test_an_entity_named_all_is_refused(
     with pytest.raises(PublishError, match="'all'"):
         publish(write_config(tmp_path))
     assert not (tmp_path / "public" / "index.html").exists()
+
+
+# -- fingerprints ----------------------------------------------------------------------------------
+
+
+def plain_shaped_by(entries: Any) -> list[tuple[str, list[int]]]:
+    """What a fingerprint holds of entries, as a list: each one's id and its lines' seqs."""
+    return [(e.id, [r.seq for r in e.history]) for e in entries]
+
+
+def _timelines_of(projection: Projection) -> list[Any]:
+    return [
+        projection.timeline(),
+        *(projection.timeline(relationship=p) for p in projection.relationships()),
+        *(projection.timeline(entity=e) for e in projection.entity_keys()),
+    ]
+
+
+def test_the_fingerprints_text_of_the_records_entries_is_the_lists_repr() -> None:
+    for timeline in _timelines_of(Projection.from_log(JsonlLog(EVENTS, readonly=True))):
+        shaped = site._shaped_by(timeline.entries)
+        assert repr(shaped) == repr(plain_shaped_by(timeline.entries))
+        material = ("all", timeline.key, shaped, "names")
+        plain = ("all", timeline.key, plain_shaped_by(timeline.entries), "names")
+        assert site._digest(*material) == site._digest(*plain)
+
+
+@settings(deadline=None)
+@given(timed_histories())
+def test_the_fingerprints_text_of_any_entries_is_the_lists_repr(
+    history: list[tuple[dt.datetime, list[Any]]],
+) -> None:
+    clock = _Clock()
+    log = MemoryLog(clock=clock)
+    for moment, batch in history:
+        clock.now = moment
+        with contextlib.suppress(InvalidEvent):
+            log.append(batch)
+    for timeline in _timelines_of(Projection.from_log(log)):
+        assert repr(site._shaped_by(timeline.entries)) == repr(plain_shaped_by(timeline.entries))
+
+
+def test_the_index_takes_the_years_of_unchanged_timelines_from_the_catalog(
+    record: Config, make_meeting: Callable[..., Meeting], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    publish(record)
+    with JsonlLog(record.path("events")) as log:
+        log.append(make_meeting("m-2031", "cpusa", "cpv", when="2031-05-01"))
+    spanned: list[int] = []
+
+    def counted(entries: Any) -> str:
+        spanned.append(len(entries))
+        return span_of(entries)
+
+    monkeypatch.setattr(site, "span_of", counted)
+
+    publish(record)
+
+    assert len(spanned) == 4  # the whole record, the relationship and its two entities
+    fresh = record.root / "fresh"
+    shutil.copytree(record.path("events"), fresh / "events")
+    monkeypatch.undo()
+    publish(write_config(fresh))
+    assert page(record, "index.html") == (fresh / "public" / "index.html").read_text()
+    assert "–2031" in page(record, "index.html")

@@ -16,7 +16,8 @@ Everything is written into the ``[site] output`` folder::
       feeds/cpusa.atom, …            and of every entity
       timelines/<key>.json           each timeline in TimelineJS's JSON format
       .solidline/state.json          the checkpoint: log head, segment and folder stats
-      .solidline/files.json          what was written: each timeline's fingerprint, each file
+      .solidline/files.json          what was written: each timeline's fingerprint and years,
+                                     each file
       .solidline/projection.checkpoint  the record folded, for the next run to update
       .solidline/publish.lock        flock'ed while a run is under way
 
@@ -85,6 +86,7 @@ from .pages import (
     render_index,
     render_timeline_page,
     site_targets,
+    span_of,
     stylesheet,
     template_folders,
 )
@@ -325,6 +327,7 @@ class _Run:
         self.segments: list[list[Any]] = []  # the log's segment hashes, for the next run
         self.saved: Head | None = None  # the head of the saved projection this run loaded
         self.differing: set[str] = set()  # the catalog's files the damage check found changed
+        self.spans: dict[str, str] = {}  # the years each timeline covers, for the next run
 
     def run(self) -> PublishReport:
         fingerprint = _log_fingerprint(self.log)
@@ -517,9 +520,23 @@ class _Run:
                 for name, data in render():
                     staging.put(name, data)
                     owners[name] = unit
-        staging.put("index.html", render_index(self._environment(), self.site, targets))
+        self.spans = self._spans(targets, changed)
+        index = render_index(self._environment(), self.site, targets, self.spans)
+        staging.put("index.html", index)
         staging.put(STYLESHEET, stylesheet(self.config))
         return owners, prints, rendered
+
+    def _spans(self, targets: list[Target], changed: set[str] | None) -> dict[str, str]:
+        """The years each timeline covers, for the index: from the catalog for the timelines
+        whose entries did not change (``changed``: as in :meth:`_stage`), else computed (a
+        span looks at every entry, and the record's timelines hold millions together)."""
+        known = self.catalog().spans
+        spans = {}
+        for target in targets:
+            key = target.key
+            span = None if changed is None or key in changed else known.get(key)
+            spans[key] = span_of(target.timeline.entries) if span is None else span
+        return spans
 
     def _units(
         self, target: Target, tag_date: str, names: str
@@ -590,6 +607,7 @@ class _Run:
                 "segments": self.segments,
                 "names": names,
                 "timelines": prints,
+                "spans": self.spans,
                 "files": files,
             }
         )
@@ -609,8 +627,9 @@ class _Run:
 
 
 class _Catalog:
-    """What the last run wrote: every timeline's fingerprint, and every file's owner and stat;
-    the head of the projection the files were rendered from, and the entity names' print."""
+    """What the last run wrote: every timeline's fingerprint and years (as the index shows
+    them), and every file's owner and stat; the head of the projection the files were rendered
+    from, and the entity names' print."""
 
     def __init__(
         self,
@@ -619,8 +638,10 @@ class _Catalog:
         projection: list[Any] | None = None,
         names: str = "",
         segments: list[list[Any]] | None = None,
+        spans: dict[str, str] | None = None,
     ) -> None:
         self.segments = segments
+        self.spans = spans or {}
         self.prints = prints or {}
         self.files = files or {}
         self.projection = projection
@@ -643,6 +664,7 @@ class _Catalog:
             found["projection"],
             found["names"],
             found["segments"],
+            found.get("spans"),
         )
 
     def owned_by(self, key: str) -> dict[str, str]:
@@ -819,9 +841,30 @@ def _fingerprint(target: Target, names: str) -> str:
     )
 
 
-def _shaped_by(entries: Iterable[Entry]) -> list[tuple[str, list[int]]]:
-    """Each entry's id and the seqs of the lines that shaped it."""
-    return [(e.id, [r.seq for r in e.history]) for e in entries]
+def _shaped_by(entries: Iterable[Entry]) -> _Verbatim:
+    """Each entry's id and the seqs of the lines that shaped it: the text ``repr`` gives of
+    ``[(id, [seq, ...]), ...]``, written without making the tuples and lists first (this runs
+    over every entry of every timeline fingerprinted, a million for the whole record)."""
+    return _Verbatim("[" + ", ".join(map(_shaped_text, entries)) + "]")
+
+
+def _shaped_text(entry: Entry) -> str:
+    history = entry.history
+    if len(history) == 1:  # most entries: a fact recorded once and never amended
+        return f"({entry.id!r}, [{history[0].seq}])"
+    return repr((entry.id, [r.seq for r in history]))
+
+
+class _Verbatim:
+    """A text that enters a digest's material as it is: its ``repr`` is the text itself."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
 
 
 def _digest(*material: Any) -> str:
