@@ -888,3 +888,34 @@ def test_the_index_takes_the_years_of_unchanged_timelines_from_the_catalog(
     publish(write_config(fresh))
     assert page(record, "index.html") == (fresh / "public" / "index.html").read_text()
     assert "–2031" in page(record, "index.html")
+
+
+def test_a_section_the_new_lines_left_alone_keeps_its_digest_from_the_catalog(
+    sectioned: Config, make_meeting: Callable[..., Meeting], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    publish(sectioned)
+    with JsonlLog(sectioned.path("events")) as log:
+        log.append(make_meeting("m-1999", "cpusa", "cpv", when="1999-05-01", title="In 1999"))
+    looked_at: list[int] = []
+
+    def counted(entries: Any) -> Any:
+        entries = tuple(entries)
+        looked_at.append(len(entries))
+        return plain_shaped(entries)
+
+    plain_shaped = site._shaped_by
+    monkeypatch.setattr(site, "_shaped_by", counted)
+
+    report = publish(sectioned)
+
+    # the sections holding the new entry (one per changed timeline) and short timelines only
+    assert len(looked_at) <= 4
+    assert "all.1990s.html" in report.written
+    fresh = sectioned.root / "fresh"
+    shutil.copytree(sectioned.path("events"), fresh / "events")
+    monkeypatch.undo()
+    publish(write_config(fresh, "entries_per_page = 3\n"))
+    once = snapshot(fresh / "public")
+    assert {k: v[0] for k, v in snapshot(sectioned.path("public")).items()} == {
+        k: v[0] for k, v in once.items()
+    }

@@ -328,6 +328,9 @@ class _Run:
         self.saved: Head | None = None  # the head of the saved projection this run loaded
         self.differing: set[str] = set()  # the catalog's files the damage check found changed
         self.spans: dict[str, str] = {}  # the years each timeline covers, for the next run
+        self.shown: list[Entry] | None = None  # the entries the output showed, if known
+        self.fresh: set[int] | None = None  # ids of the entries not among them (None: unknown)
+        self.sections: dict[str, list[Any]] = {}  # each section's heading, size, entries' digest
 
     def run(self) -> PublishReport:
         fingerprint = _log_fingerprint(self.log)
@@ -388,6 +391,10 @@ class _Run:
                     line=rendered,
                 )
             projection.take_changes()
+        if self.saved:
+            # the entries as the output shows them: those the new lines leave alone stay the
+            # same objects, so that the sections holding none of the others are known unchanged
+            self.shown = projection.entries()
         projection.apply(_verified(self.log.read(projection.head.seq + 1), projection))
         return projection
 
@@ -495,6 +502,9 @@ class _Run:
             unit's fingerprint by timeline, and how many units were rendered.
         """
         catalog = self.catalog()
+        if changed is not None and self.shown is not None:
+            shown = set(map(id, self.shown))
+            self.fresh = {id(e) for e in targets[0].timeline.entries if id(e) not in shown}
         self.differing = _differing(self.output, catalog.files)
         damaged = {catalog.files[name][0] for name in self.differing}
         old_prints = catalog.prints if self.same_settings else {}
@@ -509,6 +519,8 @@ class _Run:
                 prints[key] = old
                 for unit in old:
                     owners.update(catalog.owned_by(unit))
+                    if unit in catalog.sections:
+                        self.sections[unit] = catalog.sections[unit]
                 continue
             prints[key] = {}
             for unit, fingerprint, render in self._units(target, tag_date, names):
@@ -544,11 +556,37 @@ class _Run:
         """What a timeline is published as, in units rendered together: (key, fingerprint,
         render). The timeline's page and feeds are one, keyed by the timeline's key; a timeline
         in sections has one more for each section's page and TimelineJS file."""
-        yield target.key, _fingerprint(target, names), lambda: self._render(target, tag_date)
-        for section in target.sections:
-            print_ = _section_fingerprint(target, section, names)
+        held = [self._section_entries(target, section) for section in target.sections]
+        print_ = _fingerprint(target, names, held)
+        yield target.key, print_, lambda: self._render(target, tag_date)
+        for section, entries in zip(target.sections, held, strict=True):
+            print_ = _section_fingerprint(target, section, names, entries)
             render = functools.partial(self._render_section, target, section)
             yield f"{target.key}@{section.slug}", print_, render
+
+    def _section_entries(self, target: Target, section: Section) -> str:
+        """The digest of what a section holds (each entry's id and lines), kept in the catalog.
+
+        Taken from the catalog when the section is as the last run left it, without looking at
+        its entries' lines: a section of the same period, heading and size holding none of the
+        entries the new lines made (``self.fresh``). A section is every entry of its period
+        (or those wider than its subperiods: the heading says which), so one that gained none
+        and kept its size lost none either. A million entries at the whole record.
+        """
+        unit = f"{target.key}@{section.slug}"
+        old = self.catalog().sections.get(unit)
+        fresh = self.fresh
+        if (
+            fresh is not None
+            and old is not None
+            and old[:2] == [section.heading, len(section.entries)]
+            and not any(id(entry) in fresh for entry in section.entries)
+        ):
+            digest: str = old[2]
+        else:
+            digest = _digest(_shaped_by(section.entries))
+        self.sections[unit] = [section.heading, len(section.entries), digest]
+        return digest
 
     def _render(self, target: Target, tag_date: str) -> Iterator[tuple[str, bytes]]:
         from .feeds import FeedCache, render_feed
@@ -608,6 +646,7 @@ class _Run:
                 "names": names,
                 "timelines": prints,
                 "spans": self.spans,
+                "sections": self.sections,
                 "files": files,
             }
         )
@@ -639,9 +678,11 @@ class _Catalog:
         names: str = "",
         segments: list[list[Any]] | None = None,
         spans: dict[str, str] | None = None,
+        sections: dict[str, list[Any]] | None = None,
     ) -> None:
         self.segments = segments
         self.spans = spans or {}
+        self.sections = sections or {}
         self.prints = prints or {}
         self.files = files or {}
         self.projection = projection
@@ -665,6 +706,7 @@ class _Catalog:
             found["names"],
             found["segments"],
             found.get("spans"),
+            found.get("sections"),
         )
 
     def owned_by(self, key: str) -> dict[str, str]:
@@ -811,9 +853,10 @@ def _timelinejs(timeline: Timeline) -> bytes:
     return orjson.dumps(timelinejs(timeline), option=orjson.OPT_INDENT_2) + b"\n"
 
 
-def _section_fingerprint(target: Target, section: Section, names: str) -> str:
-    """What a section's files are made of: its entries, its neighbours, the timeline's title
-    and names (the whole timeline's count and related timelines are on its own page only)."""
+def _section_fingerprint(target: Target, section: Section, names: str, entries: str) -> str:
+    """What a section's files are made of: its entries (the digest of their ids and lines), its
+    neighbours, the timeline's title and names (the whole timeline's count and related
+    timelines are on its own page only)."""
     around = [(s.slug, s.heading) if s else None for s in target.around(section)]
     return _digest(
         target.kind,
@@ -822,20 +865,28 @@ def _section_fingerprint(target: Target, section: Section, names: str) -> str:
         section.slug,
         section.heading,
         around,
-        _shaped_by(section.entries),
+        entries,
         names,
     )
 
 
-def _fingerprint(target: Target, names: str) -> str:
-    """What a timeline's files are made of: entries and the lines that shaped them, names."""
+def _fingerprint(target: Target, names: str, sections: list[str]) -> str:
+    """What a timeline's files are made of: entries and the lines that shaped them, names.
+
+    A timeline in sections is taken by its sections and the digests of what they hold
+    (``sections``): every entry is in one of them.
+    """
     timeline = target.timeline
+    if target.in_sections:
+        held: Any = [(s.slug, s.heading, d) for s, d in zip(target.sections, sections, strict=True)]
+    else:
+        held = _shaped_by(timeline.entries)
     return _digest(
         target.kind,
         timeline.key,
         timeline.title,
         target.related,
-        _shaped_by(timeline.entries),
+        held,
         names,
         timeline.head if not timeline.entries else None,
     )
