@@ -33,6 +33,7 @@ import lxml.etree
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from markupsafe import Markup
 
 from feed_reader import (
     Newsboat,
@@ -55,8 +56,9 @@ from solidline import (
     Source,
     Statement,
     StatusChanged,
+    feeds,
 )
-from solidline.feeds import FeedSpec, render_feed
+from solidline.feeds import FeedCache, FeedSpec, render_feed
 from solidline.log import Head
 from solidline.timeline import Entry, Projection, Timeline
 
@@ -889,3 +891,98 @@ def test_newsboat_stores_every_entry_once(tmp_path: Path, key: str, format: str)
         assert next(i for i in after if i.guid == tag(spec, "event", target)).title.endswith(
             "— Corrected title"
         )
+
+
+# -- one cache for the feeds of one head -----------------------------------------------------------
+
+
+def test_a_shared_cache_gives_every_feed_of_the_record_the_same_bytes(record: Projection) -> None:
+    cache = FeedCache()
+    for key in RECORD_KEYS:
+        timeline = timeline_of(record, key)
+        for format in FORMATS:
+            spec = spec_for(key, format, limit=7)
+            alone = render_feed(timeline, spec, format)
+            assert render_feed(timeline, spec, format, cache=cache) == alone, (key, format)
+
+
+def test_a_full_cache_forgets_and_still_gives_the_same_bytes(
+    record: Projection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(FeedCache, "SIZE", 3)
+    cache = FeedCache()
+    timeline = record.timeline()
+    for format in FORMATS:
+        spec = spec_for("all", format)
+        assert render_feed(timeline, spec, format, cache=cache) == render_feed(
+            timeline, spec, format
+        )
+
+
+def _markup_entry_html(timeline: Timeline, entry: Entry) -> str:
+    """The entry's HTML as ``Markup.format`` builds it: what ``feeds._entry_html`` must equal."""
+    event = entry.event
+    mark = STATUS_MARKS.get(entry.status)
+    parts = [
+        Markup("<p><strong>{}</strong>{}</p>").format(
+            entry.when.display(), f" {mark}" if mark else ""
+        )
+    ]
+    if feeds._xml_text(event.summary).strip():
+        parts.append(Markup("<p>{}</p>").format(event.summary))
+    if event.place:
+        parts.append(Markup("<p>Place: {}</p>").format(event.place))
+    names = ", ".join(timeline.name(e) for e in entry.entities)
+    if names:
+        parts.append(Markup("<p>Involving: {}</p>").format(names))
+    if event.note:
+        parts.append(Markup("<p>Note: {}</p>").format(event.note))
+    cited = []
+    for s in entry.sources:
+        title = Markup("<cite>{}</cite>").format(s.title)
+        if s.url is not None:
+            title = Markup('<a href="{}">{}</a>').format(feeds._href(s.url), title)
+        one = Markup("<li>{}, {}, {}").format(title, s.publisher, s.published.display())
+        if s.quote:
+            one += Markup("<blockquote>{}</blockquote>").format(s.quote)
+        cited.append(one + Markup("</li>"))
+    parts.append(Markup("<p>Sources:</p><ul>{}</ul>").format(Markup("").join(cited)))
+    return str(Markup("\n").join(parts))
+
+
+def test_entry_html_of_the_record_and_of_hostile_text_is_what_markup_builds(
+    record: Projection,
+) -> None:
+    for projection in (record, projection_of(hostile_log())):
+        timeline = projection.timeline()
+        for entry in timeline.entries:
+            assert feeds._entry_html(timeline, entry) == _markup_entry_html(timeline, entry)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    title=text_without_blank,
+    summary=any_text,
+    quote=text_without_blank,
+    publisher=text_without_blank,
+    place=any_text,
+    status=st.sampled_from(["occurred", "scheduled", "postponed", "cancelled"]),
+    url=st.sampled_from([None, 'https://example.org/0?a=1&b="<script>"', "https://x.org/a'b"]),
+)
+def test_entry_html_of_any_text_is_what_markup_builds(
+    title: str, summary: str, quote: str, publisher: str, place: str, status: str, url: str | None
+) -> None:
+    event = meeting(
+        "m",
+        "a",
+        "b",
+        title=title,
+        summary=summary,
+        place=place.strip() or None,
+        note=summary.strip() or None,
+        status=status,
+        sources=[source(quote=quote, publisher=publisher, url=url)],
+    )
+    timeline = direct_timeline([direct_entry(1, event)])
+    entry = timeline.entries[0]
+    assert feeds._entry_html(timeline, entry) == _markup_entry_html(timeline, entry)

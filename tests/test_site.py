@@ -25,16 +25,18 @@ from solidline import (
     JsonlLog,
     LogLocked,
     Meeting,
+    MemoryLog,
     Participant,
     Period,
     Person,
     PublishError,
     Source,
     Visit,
+    site,
 )
 from solidline.config import Config, load_config
 from solidline.model import Corrected, Retracted, StatusChanged
-from solidline.pages import default_templates
+from solidline.pages import default_templates, span_of
 from solidline.site import PublishReport, publish
 from solidline.timeline import Projection, pair_key
 from strategies import TIMELINE_EPOCH, timed_histories
@@ -365,6 +367,36 @@ def test_a_file_deleted_from_the_output_is_written_again(record: Config) -> None
 
     assert report.written == ("feeds/la~vn.atom",)
     assert (record.path("public") / "feeds" / "la~vn.atom").is_file()
+
+
+def test_a_file_changed_while_a_run_writes_is_caught_by_the_next_run_that_writes(
+    record: Config, make_meeting: Callable[..., Meeting], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The catalog keeps the stat the damage check took of a file the run did not write: a
+    change behind the run's back after that check is caught as damage next time."""
+    publish(record)
+    bystander = record.path("public") / "feeds" / "la~vn.atom"
+    good = bystander.read_bytes()
+    stage = site._Run._stage
+
+    def stage_then_edit(run: site._Run, *args: Any) -> Any:
+        staged = stage(run, *args)  # the damage check has run, the files are staged
+        bystander.write_bytes(good + b"<!-- edited -->")
+        return staged
+
+    with monkeypatch.context() as patched:
+        patched.setattr(site._Run, "_stage", stage_then_edit)
+        with JsonlLog(record.path("events")) as log:
+            log.append(make_meeting("m-1", "cpusa", "cpv"))
+        assert "feeds/la~vn.atom" not in publish(record).written
+    assert bystander.read_bytes() != good
+    with JsonlLog(record.path("events")) as log:
+        log.append(make_meeting("m-2", "cpusa", "cpv"))
+
+    report = publish(record)
+
+    assert "feeds/la~vn.atom" in report.written
+    assert bystander.read_bytes() == good
 
 
 def _age_output(output: Path, seconds: int = 60) -> None:
@@ -791,3 +823,99 @@ def test_an_entity_named_all_is_refused(
     with pytest.raises(PublishError, match="'all'"):
         publish(write_config(tmp_path))
     assert not (tmp_path / "public" / "index.html").exists()
+
+
+# -- fingerprints ----------------------------------------------------------------------------------
+
+
+def plain_shaped_by(entries: Any) -> list[tuple[str, list[int]]]:
+    """What a fingerprint holds of entries, as a list: each one's id and its lines' seqs."""
+    return [(e.id, [r.seq for r in e.history]) for e in entries]
+
+
+def _timelines_of(projection: Projection) -> list[Any]:
+    return [
+        projection.timeline(),
+        *(projection.timeline(relationship=p) for p in projection.relationships()),
+        *(projection.timeline(entity=e) for e in projection.entity_keys()),
+    ]
+
+
+def test_the_fingerprints_text_of_the_records_entries_is_the_lists_repr() -> None:
+    for timeline in _timelines_of(Projection.from_log(JsonlLog(EVENTS, readonly=True))):
+        shaped = site._shaped_by(timeline.entries)
+        assert repr(shaped) == repr(plain_shaped_by(timeline.entries))
+        material = ("all", timeline.key, shaped, "names")
+        plain = ("all", timeline.key, plain_shaped_by(timeline.entries), "names")
+        assert site._digest(*material) == site._digest(*plain)
+
+
+@settings(deadline=None)
+@given(timed_histories())
+def test_the_fingerprints_text_of_any_entries_is_the_lists_repr(
+    history: list[tuple[dt.datetime, list[Any]]],
+) -> None:
+    clock = _Clock()
+    log = MemoryLog(clock=clock)
+    for moment, batch in history:
+        clock.now = moment
+        with contextlib.suppress(InvalidEvent):
+            log.append(batch)
+    for timeline in _timelines_of(Projection.from_log(log)):
+        assert repr(site._shaped_by(timeline.entries)) == repr(plain_shaped_by(timeline.entries))
+
+
+def test_the_index_takes_the_years_of_unchanged_timelines_from_the_catalog(
+    record: Config, make_meeting: Callable[..., Meeting], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    publish(record)
+    with JsonlLog(record.path("events")) as log:
+        log.append(make_meeting("m-2031", "cpusa", "cpv", when="2031-05-01"))
+    spanned: list[int] = []
+
+    def counted(entries: Any) -> str:
+        spanned.append(len(entries))
+        return span_of(entries)
+
+    monkeypatch.setattr(site, "span_of", counted)
+
+    publish(record)
+
+    assert len(spanned) == 4  # the whole record, the relationship and its two entities
+    fresh = record.root / "fresh"
+    shutil.copytree(record.path("events"), fresh / "events")
+    monkeypatch.undo()
+    publish(write_config(fresh))
+    assert page(record, "index.html") == (fresh / "public" / "index.html").read_text()
+    assert "–2031" in page(record, "index.html")
+
+
+def test_a_section_the_new_lines_left_alone_keeps_its_digest_from_the_catalog(
+    sectioned: Config, make_meeting: Callable[..., Meeting], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    publish(sectioned)
+    with JsonlLog(sectioned.path("events")) as log:
+        log.append(make_meeting("m-1999", "cpusa", "cpv", when="1999-05-01", title="In 1999"))
+    looked_at: list[int] = []
+
+    def counted(entries: Any) -> Any:
+        entries = tuple(entries)
+        looked_at.append(len(entries))
+        return plain_shaped(entries)
+
+    plain_shaped = site._shaped_by
+    monkeypatch.setattr(site, "_shaped_by", counted)
+
+    report = publish(sectioned)
+
+    # the sections holding the new entry (one per changed timeline) and short timelines only
+    assert len(looked_at) <= 4
+    assert "all.1990s.html" in report.written
+    fresh = sectioned.root / "fresh"
+    shutil.copytree(sectioned.path("events"), fresh / "events")
+    monkeypatch.undo()
+    publish(write_config(fresh, "entries_per_page = 3\n"))
+    once = snapshot(fresh / "public")
+    assert {k: v[0] for k, v in snapshot(sectioned.path("public")).items()} == {
+        k: v[0] for k, v in once.items()
+    }

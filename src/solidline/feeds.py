@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import heapq
 import html
 import re
 from collections.abc import Callable, Iterable
@@ -31,13 +32,13 @@ import attrs
 from feedgen.ext.base import BaseEntryExtension, BaseExtension
 from feedgen.feed import FeedGenerator
 from feedgen.util import xml_elem
-from markupsafe import Markup
+from markupsafe import escape
 
 from .codec import parse_timestamp
 from .model import Source
 from .timeline import Entry, Timeline
 
-__all__ = ["FeedSpec", "render_feed"]
+__all__ = ["FeedCache", "FeedSpec", "render_feed"]
 
 Format = Literal["atom", "rss"]
 
@@ -141,13 +142,52 @@ class FeedSpec:
 # -- rendering -------------------------------------------------------------------------------------
 
 
-def render_feed(timeline: Timeline, spec: FeedSpec, format: Format = "atom") -> bytes:
+class FeedCache:
+    """What the feeds of many timelines share, made once: a timeline's newest entries (the
+    same in each of its formats) and each entry's HTML content (an entry is in the feeds of
+    the whole record, of its entities and of their relationships).
+
+    An entry's HTML depends on the entry and on the entity names, which the timelines of one
+    projection head share: give one cache to the feeds of timelines of one head (a publish run
+    does), never of two. It holds the last timeline's newest entries and at most
+    :attr:`SIZE` entries' HTML (forgotten all at once when full: a full publish renders
+    feeds for every timeline, and memory must not grow with the record).
+    """
+
+    SIZE = 10_000
+
+    def __init__(self) -> None:
+        self._newest: tuple[Timeline, int, list[Entry]] | None = None
+        self._content: dict[int, tuple[Entry, str]] = {}
+
+    def newest(self, timeline: Timeline, limit: int) -> list[Entry]:
+        """The timeline's ``limit`` most recently updated entries, newest first."""
+        last = self._newest
+        if last is None or last[0] is not timeline or last[1] != limit:
+            last = self._newest = (timeline, limit, _newest_entries(timeline.entries, limit))
+        return last[2]
+
+    def content(self, timeline: Timeline, entry: Entry) -> str:
+        """The entry's HTML content, fit for XML."""
+        found = self._content.get(id(entry))  # the entry is held: its id is not reused
+        if found is None:
+            if len(self._content) >= self.SIZE:
+                self._content.clear()
+            found = self._content[id(entry)] = (entry, _xml_text(_entry_html(timeline, entry)))
+        return found[1]
+
+
+def render_feed(
+    timeline: Timeline, spec: FeedSpec, format: Format = "atom", *, cache: FeedCache | None = None
+) -> bytes:
     """Render a timeline's feed: its ``spec.limit`` most recently updated entries, newest first.
 
     Args:
         timeline: the timeline (of the whole record, an entity or a relationship).
         spec: where the feed and its page live, and whose it is.
         format: ``"atom"`` (Atom 1.0) or ``"rss"`` (RSS 2.0).
+        cache: what the feeds of timelines of the same projection head can share (see
+            :class:`FeedCache`); the bytes are the same with it or without.
 
     Returns:
         The feed as UTF-8 XML: the same bytes for the same record and spec, always.
@@ -157,10 +197,12 @@ def render_feed(timeline: Timeline, spec: FeedSpec, format: Format = "atom") -> 
     """
     if format not in _MEDIA_TYPES:
         raise ValueError(f"format={format!r}: choose 'atom' or 'rss'")
-    entries = _newest_entries(timeline.entries, spec.limit)
+    if cache is None:
+        cache = FeedCache()
+    entries = cache.newest(timeline, spec.limit)
     generator = _generator(timeline, spec, format, _feed_updated(timeline, entries))
     for entry in entries:
-        _add_entry(generator, timeline, spec, entry, format)
+        _add_entry(generator, timeline, spec, entry, format, cache)
     if format == "rss":
         xml: bytes = generator.rss_str(pretty=True, encoding="UTF-8", xml_declaration=True)
     else:
@@ -169,8 +211,12 @@ def render_feed(timeline: Timeline, spec: FeedSpec, format: Format = "atom") -> 
 
 
 def _newest_entries(entries: Iterable[Entry], limit: int) -> list[Entry]:
-    """The ``limit`` most recently updated entries, newest first, in a total order."""
-    return sorted(entries, key=_recency, reverse=True)[:limit]
+    """The ``limit`` most recently updated entries, newest first, in a total order.
+
+    ``heapq.nlargest`` gives what ``sorted(..., reverse=True)[:limit]`` gives (ties keep their
+    order in both) in one pass, without sorting a long timeline.
+    """
+    return heapq.nlargest(limit, entries, key=_recency)
 
 
 def _recency(entry: Entry) -> tuple[dt.datetime, dt.datetime, int, str]:
@@ -222,7 +268,12 @@ def _set_updated(generator: Any, format: Format, updated: dt.datetime) -> None:
 
 
 def _add_entry(
-    generator: Any, timeline: Timeline, spec: FeedSpec, entry: Entry, format: Format
+    generator: Any,
+    timeline: Timeline,
+    spec: FeedSpec,
+    entry: Entry,
+    format: Format,
+    cache: FeedCache,
 ) -> None:
     item: Any = generator.add_entry(order="append")
     item.id(f"{spec.tag_authority}event/{entry.id}")
@@ -233,7 +284,7 @@ def _add_entry(
     # right without them: a link with no rel is rel="alternate".
     page = spec.base_url + spec.entry_page(entry) if spec.entry_page else spec.page_url
     item.link(href=f"{page}#{entry.id}")
-    item.content(_xml_text(_entry_html(timeline, entry)), type="html")
+    item.content(cache.content(timeline, entry), type="html")
     item.summary(text(_xml_text(entry.event.summary).strip() or _one_line(_entry_title(entry))))
     item.category(term=entry.event.type)
     if format == "rss":
@@ -255,39 +306,41 @@ def _entry_title(entry: Entry) -> str:
 
 
 def _entry_html(timeline: Timeline, entry: Entry) -> str:
-    """The entry as an HTML fragment: date and status, summary, place, who, and sources."""
+    """The entry as an HTML fragment: date and status, summary, place, who, and sources.
+
+    Every text goes through :func:`markupsafe.escape` (what ``Markup.format`` does to its
+    arguments, without its formatter: this runs for every entry of every feed written).
+    """
     event = entry.event
     mark = _STATUS_MARK.get(entry.status)
-    parts = [
-        Markup("<p><strong>{}</strong>{}</p>").format(
-            entry.when.display(), f" {mark}" if mark else ""
-        )
-    ]
+    marked = _escape(f" {mark}") if mark else ""
+    parts = [f"<p><strong>{_escape(entry.when.display())}</strong>{marked}</p>"]
     if _xml_text(event.summary).strip():
-        parts.append(Markup("<p>{}</p>").format(event.summary))
+        parts.append(f"<p>{_escape(event.summary)}</p>")
     if event.place:
-        parts.append(Markup("<p>Place: {}</p>").format(event.place))
+        parts.append(f"<p>Place: {_escape(event.place)}</p>")
     names = ", ".join(timeline.name(e) for e in entry.entities)
     if names:
-        parts.append(Markup("<p>Involving: {}</p>").format(names))
+        parts.append(f"<p>Involving: {_escape(names)}</p>")
     if event.note:
-        parts.append(Markup("<p>Note: {}</p>").format(event.note))
-    parts.append(
-        Markup("<p>Sources:</p><ul>{}</ul>").format(
-            Markup("").join(_source_html(s) for s in entry.sources)
-        )
-    )
-    return str(Markup("\n").join(parts))
+        parts.append(f"<p>Note: {_escape(event.note)}</p>")
+    parts.append(f"<p>Sources:</p><ul>{''.join(_source_html(s) for s in entry.sources)}</ul>")
+    return "\n".join(parts)
 
 
-def _source_html(source: Source) -> Markup:
-    title = Markup("<cite>{}</cite>").format(source.title)
+def _source_html(source: Source) -> str:
+    title = f"<cite>{_escape(source.title)}</cite>"
     if source.url is not None:
-        title = Markup('<a href="{}">{}</a>').format(_href(source.url), title)
-    cited = Markup("<li>{}, {}, {}").format(title, source.publisher, source.published.display())
+        title = f'<a href="{_escape(_href(source.url))}">{title}</a>'
+    published = source.published.display()
+    cited = f"<li>{title}, {_escape(source.publisher)}, {_escape(published)}"
     if source.quote:
-        cited += Markup("<blockquote>{}</blockquote>").format(source.quote)
-    return cited + Markup("</li>")
+        cited += f"<blockquote>{_escape(source.quote)}</blockquote>"
+    return cited + "</li>"
+
+
+def _escape(text: str) -> str:
+    return str(escape(text))
 
 
 def _text_for(format: Format) -> Callable[[str], str]:

@@ -21,7 +21,7 @@ import datetime as dt
 import functools
 import importlib.resources
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -64,6 +64,7 @@ __all__ = [
     "render_index",
     "render_timeline_page",
     "site_targets",
+    "span_of",
     "stylesheet",
     "template_folders",
 ]
@@ -123,7 +124,7 @@ class Target:
         if not self.in_sections:
             return ()
         assert self.per_page is not None
-        return tuple(sorted(_split(self.timeline.entries, 0, self.per_page), key=_section_order))
+        return tuple(sorted(_split(self.timeline.entries, self.per_page), key=_section_order))
 
     def section_page(self, section: Section) -> str:
         return f"{self._stem}.{section.slug}.html"
@@ -188,21 +189,29 @@ def _section_order(section: Section) -> tuple[dt.date, int]:
     return section.first, section.depth
 
 
-def _period_of(entry: Entry, depth: int) -> Any:
-    """The entry's period at ``depth`` (0 decade, 1 year, 2 month, 3 day): the decade of its
+def _periods(entry: Entry) -> tuple[Any, Any, Any, Any]:
+    """The entry's period at each depth (0 decade, 1 year, 2 month, 3 day): the decade of its
     earliest day, or the (year[, month[, day]]) all its dates fall in; None for an open start,
-    or dates wider than one period of that depth."""
-    lower, upper = entry.when.lower, entry.when.upper
+    or dates wider than one period of that depth. All four at once: a long timeline is cut
+    down to days, and its entries are many."""
+    when = entry.event.when
+    lower, upper = when.lower, when.upper
     if lower == dt.date.min:
-        return None
-    if depth == 0:
-        return lower.year // 10
-    key = (lower.year, lower.month, lower.day)[:depth]
-    return key if key == (upper.year, upper.month, upper.day)[:depth] else None
+        return None, None, None, None
+    year = lower.year
+    decade = year // 10
+    if year != upper.year:
+        return decade, None, None, None
+    month = lower.month
+    if month != upper.month:
+        return decade, (year,), None, None
+    if lower.day != upper.day:
+        return decade, (year,), (year, month), None
+    return decade, (year,), (year, month), (year, month, lower.day)
 
 
 def _period_name(depth: int, key: Any) -> tuple[str, str, dt.date]:
-    """The slug, heading and first day of a period :func:`_period_of` gave."""
+    """The slug, heading and first day of a period :func:`_periods` gave."""
     if key is None:
         return "open", "Dates with an open start", dt.date.min
     if depth == 0:
@@ -212,17 +221,24 @@ def _period_name(depth: int, key: Any) -> tuple[str, str, dt.date]:
     return text, parse_date(text).display(), first
 
 
-def _split(entries: Sequence[Entry], depth: int, limit: int, key: Any = None) -> list[Section]:
-    """The sections of ``entries``: one per period at ``depth``, each split again while it holds
-    more than ``limit`` entries and a narrower period exists."""
-    groups: dict[Any, list[Entry]] = {}
+def _split(entries: Sequence[Entry], limit: int) -> list[Section]:
+    """The sections of ``entries``: one per decade, each split again while it holds more than
+    ``limit`` entries and a narrower period exists."""
+    return _split_periods([(_periods(entry), entry) for entry in entries], 0, limit)
+
+
+def _split_periods(
+    entries: list[tuple[tuple[Any, ...], Entry]], depth: int, limit: int, key: Any = None
+) -> list[Section]:
+    """:func:`_split` at ``depth`` within the period ``key``, of entries with their periods."""
+    groups: dict[Any, list[tuple[tuple[Any, ...], Entry]]] = {}
     wider: list[Entry] = []
-    for entry in entries:
-        period = _period_of(entry, depth)
+    for item in entries:
+        period = item[0][depth]
         if depth and period is None:
-            wider.append(entry)  # wider than this depth's periods: stays with its parent
+            wider.append(item[1])  # wider than this depth's periods: stays with its parent
         else:
-            groups.setdefault(period, []).append(entry)
+            groups.setdefault(period, []).append(item)
     sections = []
     if wider:
         slug, heading, first = _period_name(depth - 1, key)
@@ -231,10 +247,10 @@ def _split(entries: Sequence[Entry], depth: int, limit: int, key: Any = None) ->
         sections.append(Section(slug, heading, tuple(wider), first, depth - 1))
     for period, members in groups.items():
         if len(members) > limit and period is not None and depth < 3:
-            sections.extend(_split(members, depth + 1, limit, period))
+            sections.extend(_split_periods(members, depth + 1, limit, period))
         else:
             slug, heading, first = _period_name(depth, period)
-            sections.append(Section(slug, heading, tuple(members), first, depth))
+            sections.append(Section(slug, heading, tuple(e for _, e in members), first, depth))
     return sections
 
 
@@ -366,10 +382,19 @@ def render_timeline_page(
     return _render(environment, "timeline.html.j2", _timeline_context(page, target, section))
 
 
-def render_index(environment: jinja2.Environment, site: SiteConfig, targets: list[Target]) -> bytes:
-    """The front page (``index.html.j2``), announcing the whole record's (``targets[0]``) feeds."""
+def render_index(
+    environment: jinja2.Environment,
+    site: SiteConfig,
+    targets: list[Target],
+    spans: Mapping[str, str] | None = None,
+) -> bytes:
+    """The front page (``index.html.j2``), announcing the whole record's (``targets[0]``) feeds.
+
+    ``spans``: the years each timeline covers (:func:`span_of` its entries), by key, where the
+    caller knows them already; the others are computed.
+    """
     page = _page(site, targets[0], "index.html", site.title)
-    return _render(environment, "index.html.j2", _index_context(page, targets))
+    return _render(environment, "index.html.j2", _index_context(page, targets, spans or {}))
 
 
 def _page(site: SiteConfig, target: Target, path: str, title: str) -> _Page:
@@ -497,17 +522,21 @@ def _section_nav(page: _Page, target: Target, section: Section) -> dict[str, _Li
     }
 
 
-def _index_context(page: _Page, targets: list[Target]) -> dict[str, Any]:
+def _index_context(page: _Page, targets: list[Target], spans: Mapping[str, str]) -> dict[str, Any]:
+    def row(target: Target) -> dict[str, Any]:
+        return _index_row(page, target, spans)
+
     return {
         "page": page,
-        "whole": _index_row(page, targets[0]),
-        "relationships": [_index_row(page, t) for t in targets if t.kind == "relationship"],
-        "entities": [_index_row(page, t) for t in targets if t.kind == "entity"],
+        "whole": row(targets[0]),
+        "relationships": [row(t) for t in targets if t.kind == "relationship"],
+        "entities": [row(t) for t in targets if t.kind == "entity"],
     }
 
 
-def _index_row(page: _Page, target: Target) -> dict[str, Any]:
+def _index_row(page: _Page, target: Target, spans: Mapping[str, str]) -> dict[str, Any]:
     entries = target.timeline.entries
+    span = spans.get(target.key)
     return {
         "title": target.timeline.title,
         "key": target.key,
@@ -515,11 +544,12 @@ def _index_row(page: _Page, target: Target) -> dict[str, Any]:
         "feeds": [(format, page.href(target.feed(format))) for format in page.site.formats],
         "export": page.href(target.export) if target.export else None,
         "count": len(entries),
-        "span": _span_of(entries),
+        "span": span_of(entries) if span is None else span,
     }
 
 
-def _span_of(entries: tuple[Entry, ...]) -> str:
+def span_of(entries: Sequence[Entry]) -> str:
+    """The years the entries' dates cover (``1962–2024``, ``1975``; ``""`` for none known)."""
     years = [y for e in entries for y in (e.when.lower.year, e.when.upper.year) if 1 < y < 9999]
     if not years:
         return ""

@@ -16,7 +16,8 @@ Everything is written into the ``[site] output`` folder::
       feeds/cpusa.atom, …            and of every entity
       timelines/<key>.json           each timeline in TimelineJS's JSON format
       .solidline/state.json          the checkpoint: log head, segment and folder stats
-      .solidline/files.json          what was written: each timeline's fingerprint, each file
+      .solidline/files.json          what was written: each timeline's fingerprint and years,
+                                     each file
       .solidline/projection.checkpoint  the record folded, for the next run to update
       .solidline/publish.lock        flock'ed while a run is under way
 
@@ -55,13 +56,16 @@ Safe under cron:
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
+import gc
 import hashlib
 import os
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -82,6 +86,7 @@ from .pages import (
     render_index,
     render_timeline_page,
     site_targets,
+    span_of,
     stylesheet,
     template_folders,
 )
@@ -90,7 +95,7 @@ from .timeline import Entry, Projection, Timeline
 if TYPE_CHECKING:  # imported when something is rendered: a run with nothing new needs neither
     import jinja2
 
-    from .feeds import FeedSpec
+    from .feeds import FeedCache, FeedSpec
 
 __all__ = ["PublishReport", "publish"]
 
@@ -274,16 +279,22 @@ def _load_state(path: Path) -> dict[str, Any]:
 
 def _damaged(output: Path, files: dict[str, list[Any]]) -> set[str]:
     """The timeline keys whose files are missing or not as the checkpoint left them."""
-    damaged = set()
-    for name, (key, size, mtime_ns) in files.items():
+    return {files[name][0] for name in _differing(output, files)}
+
+
+def _differing(output: Path, files: dict[str, list[Any]]) -> set[str]:
+    """The files of the catalog that are missing or not as it says (size and mtime)."""
+    differing = set()
+    folder = os.fspath(output)
+    for name, (_, size, mtime_ns) in files.items():
         try:
-            info = (output / name).stat()
+            info = os.stat(f"{folder}/{name}")
         except OSError:
-            damaged.add(key)
+            differing.add(name)
             continue
         if info.st_size != size or info.st_mtime_ns != mtime_ns:
-            damaged.add(key)
-    return damaged
+            differing.add(name)
+    return differing
 
 
 # -- one run ---------------------------------------------------------------------------------------
@@ -301,6 +312,7 @@ class _Run:
     ) -> None:
         self.config, self.site, self.output, self.log = config, site, output, log
         self.environment: jinja2.Environment | None = None
+        self.feeds: FeedCache | None = None
         self.state_dir = output / _STATE_DIR
         self.state = _load_state(self.state_dir / _STATE)
         templates = _templates_digest(template_folders(config))
@@ -314,6 +326,11 @@ class _Run:
         self._catalog: _Catalog | None = None
         self.segments: list[list[Any]] = []  # the log's segment hashes, for the next run
         self.saved: Head | None = None  # the head of the saved projection this run loaded
+        self.differing: set[str] = set()  # the catalog's files the damage check found changed
+        self.spans: dict[str, str] = {}  # the years each timeline covers, for the next run
+        self.shown: list[Entry] | None = None  # the entries the output showed, if known
+        self.fresh: set[int] | None = None  # ids of the entries not among them (None: unknown)
+        self.sections: dict[str, list[Any]] = {}  # each section's heading, size, entries' digest
 
     def run(self) -> PublishReport:
         fingerprint = _log_fingerprint(self.log)
@@ -323,18 +340,20 @@ class _Run:
             return PublishReport(
                 self.output, head, unchanged=self.state["output"]["files"], nothing_new=True
             )
-        projection = self._fold()
-        first = projection.first
-        start = _head_of(first) if first else Head()
-        targets = site_targets(projection, start, self.site.entries_per_page)
-        changed = projection.take_changes()
-        names = _names_print(projection)
-        if names != self.catalog().names or not self.same_settings:
-            changed = None  # every page shows entity names: all are fingerprinted again
-        kept = self._keep(projection)
-        return self._publish(
-            targets, projection.head, _tag_date(first), fingerprint, changed, names, kept
-        )
+        with _collector_spared() as folded:
+            projection = self._fold()
+            folded()
+            first = projection.first
+            start = _head_of(first) if first else Head()
+            targets = site_targets(projection, start, self.site.entries_per_page)
+            changed = projection.take_changes()
+            names = _names_print(projection)
+            if names != self.catalog().names or not self.same_settings:
+                changed = None  # every page shows entity names: all are fingerprinted again
+            kept = self._keep(projection)
+            return self._publish(
+                targets, projection.head, _tag_date(first), fingerprint, changed, names, kept
+            )
 
     def _fold(self) -> Projection:
         """The record folded: a saved projection brought up to date, or a new fold.
@@ -372,6 +391,10 @@ class _Run:
                     line=rendered,
                 )
             projection.take_changes()
+        if self.saved:
+            # the entries as the output shows them: those the new lines leave alone stay the
+            # same objects, so that the sections holding none of the others are known unchanged
+            self.shown = projection.entries()
         projection.apply(_verified(self.log.read(projection.head.seq + 1), projection))
         return projection
 
@@ -451,7 +474,7 @@ class _Run:
         finally:
             staging.discard()
         removed = _remove_stale(self.output, set(self.catalog().files) - set(owners))
-        self._save_state(head, fingerprint, owners, prints, names, kept)
+        self._save_state(head, fingerprint, owners, staging.written, prints, names, kept)
         return PublishReport(
             self.output,
             head,
@@ -479,7 +502,11 @@ class _Run:
             unit's fingerprint by timeline, and how many units were rendered.
         """
         catalog = self.catalog()
-        damaged = _damaged(self.output, catalog.files)
+        if changed is not None and self.shown is not None:
+            shown = set(map(id, self.shown))
+            self.fresh = {id(e) for e in targets[0].timeline.entries if id(e) not in shown}
+        self.differing = _differing(self.output, catalog.files)
+        damaged = {catalog.files[name][0] for name in self.differing}
         old_prints = catalog.prints if self.same_settings else {}
         # the index and the stylesheet are the whole site's: staged on every run, written
         # only when their bytes change
@@ -492,6 +519,8 @@ class _Run:
                 prints[key] = old
                 for unit in old:
                     owners.update(catalog.owned_by(unit))
+                    if unit in catalog.sections:
+                        self.sections[unit] = catalog.sections[unit]
                 continue
             prints[key] = {}
             for unit, fingerprint, render in self._units(target, tag_date, names):
@@ -503,9 +532,23 @@ class _Run:
                 for name, data in render():
                     staging.put(name, data)
                     owners[name] = unit
-        staging.put("index.html", render_index(self._environment(), self.site, targets))
+        self.spans = self._spans(targets, changed)
+        index = render_index(self._environment(), self.site, targets, self.spans)
+        staging.put("index.html", index)
         staging.put(STYLESHEET, stylesheet(self.config))
         return owners, prints, rendered
+
+    def _spans(self, targets: list[Target], changed: set[str] | None) -> dict[str, str]:
+        """The years each timeline covers, for the index: from the catalog for the timelines
+        whose entries did not change (``changed``: as in :meth:`_stage`), else computed (a
+        span looks at every entry, and the record's timelines hold millions together)."""
+        known = self.catalog().spans
+        spans = {}
+        for target in targets:
+            key = target.key
+            span = None if changed is None or key in changed else known.get(key)
+            spans[key] = span_of(target.timeline.entries) if span is None else span
+        return spans
 
     def _units(
         self, target: Target, tag_date: str, names: str
@@ -513,19 +556,48 @@ class _Run:
         """What a timeline is published as, in units rendered together: (key, fingerprint,
         render). The timeline's page and feeds are one, keyed by the timeline's key; a timeline
         in sections has one more for each section's page and TimelineJS file."""
-        yield target.key, _fingerprint(target, names), lambda: self._render(target, tag_date)
-        for section in target.sections:
-            print_ = _section_fingerprint(target, section, names)
+        held = [self._section_entries(target, section) for section in target.sections]
+        print_ = _fingerprint(target, names, held)
+        yield target.key, print_, lambda: self._render(target, tag_date)
+        for section, entries in zip(target.sections, held, strict=True):
+            print_ = _section_fingerprint(target, section, names, entries)
             render = functools.partial(self._render_section, target, section)
             yield f"{target.key}@{section.slug}", print_, render
 
+    def _section_entries(self, target: Target, section: Section) -> str:
+        """The digest of what a section holds (each entry's id and lines), kept in the catalog.
+
+        Taken from the catalog when the section is as the last run left it, without looking at
+        its entries' lines: a section of the same period, heading and size holding none of the
+        entries the new lines made (``self.fresh``). A section is every entry of its period
+        (or those wider than its subperiods: the heading says which), so one that gained none
+        and kept its size lost none either. A million entries at the whole record.
+        """
+        unit = f"{target.key}@{section.slug}"
+        old = self.catalog().sections.get(unit)
+        fresh = self.fresh
+        if (
+            fresh is not None
+            and old is not None
+            and old[:2] == [section.heading, len(section.entries)]
+            and not any(id(entry) in fresh for entry in section.entries)
+        ):
+            digest: str = old[2]
+        else:
+            digest = _digest(_shaped_by(section.entries))
+        self.sections[unit] = [section.heading, len(section.entries), digest]
+        return digest
+
     def _render(self, target: Target, tag_date: str) -> Iterator[tuple[str, bytes]]:
-        from .feeds import render_feed
+        from .feeds import FeedCache, render_feed
 
         yield target.page, render_timeline_page(self._environment(), self.site, target)
+        if self.feeds is None:
+            self.feeds = FeedCache()  # the run's timelines are of one head
         for format in self.site.formats:
             spec = _feed_spec(self.site, target, format, tag_date)
-            yield target.feed(format), render_feed(target.timeline, spec, format)
+            feed = render_feed(target.timeline, spec, format, cache=self.feeds)
+            yield target.feed(format), feed
         if target.export:
             yield target.export, _timelinejs(target.timeline)
 
@@ -545,6 +617,7 @@ class _Run:
         head: Head,
         fingerprint: dict[str, Any],
         owners: dict[str, str],
+        written: list[str],
         prints: dict[str, dict[str, str]],
         names: str,
         kept: Head | None,
@@ -554,8 +627,15 @@ class _Run:
         A run with nothing new reads only the state; the catalog is read by runs that write.
         """
         files = {}
+        known, changed = self.catalog().files, self.differing.union(written)
+        folder = os.fspath(self.output)
         for name, key in sorted(owners.items()):
-            info = (self.output / name).stat()
+            if name in known and name not in changed:
+                # as the damage check found it before this run wrote anything (a file changed
+                # behind the run's back since then differs from it, and is caught next time)
+                files[name] = [key, *known[name][1:]]
+                continue
+            info = os.stat(f"{folder}/{name}")
             files[name] = [key, info.st_size, info.st_mtime_ns]
         if _log_fingerprint(self.log) != fingerprint:
             fingerprint = {}  # a writer appended meanwhile: the next run reads the log again
@@ -565,6 +645,8 @@ class _Run:
                 "segments": self.segments,
                 "names": names,
                 "timelines": prints,
+                "spans": self.spans,
+                "sections": self.sections,
                 "files": files,
             }
         )
@@ -584,8 +666,9 @@ class _Run:
 
 
 class _Catalog:
-    """What the last run wrote: every timeline's fingerprint, and every file's owner and stat;
-    the head of the projection the files were rendered from, and the entity names' print."""
+    """What the last run wrote: every timeline's fingerprint and years (as the index shows
+    them), and every file's owner and stat; the head of the projection the files were rendered
+    from, and the entity names' print."""
 
     def __init__(
         self,
@@ -594,8 +677,12 @@ class _Catalog:
         projection: list[Any] | None = None,
         names: str = "",
         segments: list[list[Any]] | None = None,
+        spans: dict[str, str] | None = None,
+        sections: dict[str, list[Any]] | None = None,
     ) -> None:
         self.segments = segments
+        self.spans = spans or {}
+        self.sections = sections or {}
         self.prints = prints or {}
         self.files = files or {}
         self.projection = projection
@@ -618,6 +705,8 @@ class _Catalog:
             found["projection"],
             found["names"],
             found["segments"],
+            found.get("spans"),
+            found.get("sections"),
         )
 
     def owned_by(self, key: str) -> dict[str, str]:
@@ -627,6 +716,40 @@ class _Catalog:
             for name, (owner, *_) in self.files.items():
                 self._owners.setdefault(owner, {})[name] = owner
         return self._owners.get(key, {})
+
+
+@contextlib.contextmanager
+def _collector_spared() -> Iterator[Callable[[], None]]:
+    """Keep the cyclic collector off the folded record; give ``folded()`` once it is made.
+
+    The record folded is millions of objects without cycles. Made with the collector running,
+    or made with it paused and then left to it, they would be walked by collection after
+    collection while the run makes its own objects (the site's 27,000 timelines at a million
+    events took 27 s, most of it the collector walking the record). So the collector is paused
+    while the record is folded, then what exists is frozen (:func:`gc.freeze`: moved out of
+    the collector's reach) and the collector runs again for what the run makes next; at the
+    end the frozen objects are handed back. A process that froze objects of its own keeps
+    them frozen: the run then leaves the freeze alone and only pauses during the fold.
+    """
+    was_enabled = gc.isenabled()
+    frozen = False
+
+    def folded() -> None:
+        nonlocal frozen
+        if not gc.get_freeze_count():  # unfreezing would also thaw what the caller froze
+            gc.freeze()
+            frozen = True
+        if was_enabled:
+            gc.enable()
+
+    gc.disable()
+    try:
+        yield folded
+    finally:
+        if frozen:
+            gc.unfreeze()
+        if was_enabled:
+            gc.enable()
 
 
 def _dumps(value: Any) -> bytes:
@@ -730,9 +853,10 @@ def _timelinejs(timeline: Timeline) -> bytes:
     return orjson.dumps(timelinejs(timeline), option=orjson.OPT_INDENT_2) + b"\n"
 
 
-def _section_fingerprint(target: Target, section: Section, names: str) -> str:
-    """What a section's files are made of: its entries, its neighbours, the timeline's title
-    and names (the whole timeline's count and related timelines are on its own page only)."""
+def _section_fingerprint(target: Target, section: Section, names: str, entries: str) -> str:
+    """What a section's files are made of: its entries (the digest of their ids and lines), its
+    neighbours, the timeline's title and names (the whole timeline's count and related
+    timelines are on its own page only)."""
     around = [(s.slug, s.heading) if s else None for s in target.around(section)]
     return _digest(
         target.kind,
@@ -741,28 +865,57 @@ def _section_fingerprint(target: Target, section: Section, names: str) -> str:
         section.slug,
         section.heading,
         around,
-        _shaped_by(section.entries),
+        entries,
         names,
     )
 
 
-def _fingerprint(target: Target, names: str) -> str:
-    """What a timeline's files are made of: entries and the lines that shaped them, names."""
+def _fingerprint(target: Target, names: str, sections: list[str]) -> str:
+    """What a timeline's files are made of: entries and the lines that shaped them, names.
+
+    A timeline in sections is taken by its sections and the digests of what they hold
+    (``sections``): every entry is in one of them.
+    """
     timeline = target.timeline
+    if target.in_sections:
+        held: Any = [(s.slug, s.heading, d) for s, d in zip(target.sections, sections, strict=True)]
+    else:
+        held = _shaped_by(timeline.entries)
     return _digest(
         target.kind,
         timeline.key,
         timeline.title,
         target.related,
-        _shaped_by(timeline.entries),
+        held,
         names,
         timeline.head if not timeline.entries else None,
     )
 
 
-def _shaped_by(entries: Iterable[Entry]) -> list[tuple[str, list[int]]]:
-    """Each entry's id and the seqs of the lines that shaped it."""
-    return [(e.id, [r.seq for r in e.history]) for e in entries]
+def _shaped_by(entries: Iterable[Entry]) -> _Verbatim:
+    """Each entry's id and the seqs of the lines that shaped it: the text ``repr`` gives of
+    ``[(id, [seq, ...]), ...]``, written without making the tuples and lists first (this runs
+    over every entry of every timeline fingerprinted, a million for the whole record)."""
+    return _Verbatim("[" + ", ".join(map(_shaped_text, entries)) + "]")
+
+
+def _shaped_text(entry: Entry) -> str:
+    history = entry.history
+    if len(history) == 1:  # most entries: a fact recorded once and never amended
+        return f"({entry.id!r}, [{history[0].seq}])"
+    return repr((entry.id, [r.seq for r in history]))
+
+
+class _Verbatim:
+    """A text that enters a digest's material as it is: its ``repr`` is the text itself."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
 
 
 def _digest(*material: Any) -> str:
@@ -831,30 +984,43 @@ def _remove_stale(output: Path, names: set[str]) -> tuple[str, ...]:
 class _Staging:
     """Files written beside their targets first, renamed into place only all together.
 
-    A file whose bytes are already there is not staged (its mtime stays).
+    A file whose bytes are already there is not staged (its mtime stays). Comparing a file
+    with what is there and writing its temporary are I/O (a read, and an fsync of a few
+    milliseconds on a real disk for each of hundreds of files), so a few threads do them while
+    the run renders the next files; fsyncs that wait at the same time also share the file
+    system's journal commits. Errors are raised by :meth:`put` or :meth:`commit`, whichever
+    finds them first; nothing is renamed until every temporary file is written and synced.
     """
+
+    _THREADS = 4
+    _PENDING = 256  # files handed to the threads and not yet done: bounds the bytes held
 
     def __init__(self, output: Path) -> None:
         self.output = output
         self.staged: list[tuple[Path, Path]] = []
         self.written: list[str] = []
+        self._pending: collections.deque[tuple[str, Future[Path | None]]] = collections.deque()
+        self._pool: ThreadPoolExecutor | None = None
 
     def put(self, name: str, data: bytes) -> None:
-        target = self.output / name
-        try:
-            if target.read_bytes() == data:
-                return
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            raise _cannot_write(target, exc) from None
-        try:
-            self.staged.append((_write_temporary(target, data), target))
-        except OSError as exc:
-            raise _cannot_write(target, exc) from None
-        self.written.append(name)
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self._THREADS, thread_name_prefix="solidline-publish")
+        self._pending.append((name, self._pool.submit(_stage_one, self.output / name, data)))
+        self._settle(self._PENDING)
+
+    def _settle(self, pending: int) -> None:
+        """Wait until at most ``pending`` files are still with the threads."""
+        while len(self._pending) > pending:
+            name, future = self._pending[0]
+            temporary = future.result()
+            self._pending.popleft()
+            if temporary is not None:
+                self.staged.append((temporary, self.output / name))
+                self.written.append(name)
 
     def commit(self) -> None:
+        self._settle(0)
+        self._stop()
         folders = set()
         try:
             for temporary, target in self.staged:
@@ -867,16 +1033,43 @@ class _Staging:
         self.staged = []
 
     def discard(self) -> None:
+        for _, future in self._pending:
+            with contextlib.suppress(Exception):
+                temporary = future.result()  # waits: no thread writes a file after this
+                if temporary is not None:
+                    self.staged.append((temporary, temporary))
+        self._pending.clear()
+        self._stop()
         for temporary, _ in self.staged:
             with contextlib.suppress(OSError):
                 temporary.unlink()
         self.staged = []
 
+    def _stop(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+
+def _stage_one(target: Path, data: bytes) -> Path | None:
+    """The synced temporary file of ``target`` holding ``data``; None if it holds them already."""
+    try:
+        if target.read_bytes() == data:
+            return None
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise _cannot_write(target, exc) from None
+    try:
+        return _write_temporary(target, data)
+    except OSError as exc:
+        raise _cannot_write(target, exc) from None
+
 
 def _write_temporary(target: Path, data: bytes) -> Path:
     folder = target.parent
     if not folder.is_dir():
-        folder.mkdir(parents=True)
+        folder.mkdir(parents=True, exist_ok=True)  # another thread may make it meanwhile
         fsync_folder(folder.parent)
     return write_temporary(target, data)
 
