@@ -855,6 +855,43 @@ def test_a_line_whose_data_is_not_json_is_found_at_its_place_by_ranges(
     assert in_ranges
 
 
+def _rechained_with_bad_type(segmented: Path, folder: Path, k: int) -> Path:
+    """A copy of the log whose line ``k`` has a type that is not UTF-8, every line after it
+    chained again to the changed bytes: only the text itself is wrong, not the chain."""
+    folder.mkdir()
+    digest = b""
+    for segment in sorted(segmented.glob("*.jsonl")):
+        content = []
+        for line in lines(segment):
+            envelope = orjson.loads(line)
+            if envelope["seq"] > k:
+                line = line.replace(envelope["prev"].encode(), digest, 1)
+            elif envelope["seq"] == k:
+                line = line.replace(b'"type":"meeting"', b'"type":"meet\xffing"', 1)
+            digest = hashlib.sha256(line).hexdigest().encode()
+            content.append(line)
+        (folder / segment.name).write_bytes(b"".join(content))
+    return folder
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_a_type_that_is_not_utf8_under_a_sound_chain_is_found_at_its_place(
+    segmented: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, parallel: bool
+) -> None:
+    # in blocks of a few lines in one process, or in ranges of a few lines in workers
+    monkeypatch.setattr(_ranges, "PARALLEL_BYTES", 0 if parallel else 1 << 62)
+    monkeypatch.setattr(_ranges, "RANGE_BYTES", 2500)
+    monkeypatch.setattr(jsonl, "_CHUNK", 2500)
+    for k in (5, 40, 41, 150):
+        folder = _rechained_with_bad_type(segmented, tmp_path / f"log{k}", k)
+        found = verified(folder)
+        assert found == verified(folder, line_by_line=True)
+        assert found[0] is CorruptLog
+        assert found[2] == k - int(found[1][:20]) + 1
+        with pytest.raises(CorruptLog):  # a writer's first catch-up indexes by blocks too
+            JsonlLog(folder).append(meeting("one-more", "cpusa"))
+
+
 # -- the saved index -------------------------------------------------------------------------------
 
 

@@ -608,9 +608,9 @@ def _check_lines(first: int, data: bytes, head: Head) -> _Block | None:
         or not all(map(operator.le, stamps, stamps[1:]))
     ):
         return None
-    try:  # ids and times are compared as text, as the line-by-line check reads them
+    try:  # ids, types and times are text to the line-by-line check (orjson refuses bad UTF-8)
         texts = b"\n".join(ids).decode().split("\n")
-        b"".join(stamps).decode()
+        b"".join(stamps + types).decode()
     except UnicodeDecodeError:
         return None
     return _Block(first, lines, digests, stamps, texts, types, mores)
