@@ -499,17 +499,17 @@ class _DigestRun:
         return selected, subscribers
 
     def _compose(
-        self,
-        selected: Digest,
-        subscribers: tuple[Subscriber, ...],
+        self, selected: Digest, subscribers: tuple[Subscriber, ...],
         skip: Callable[[str], bool] | None = None,
-    ) -> list[Composed]:
-        from .newsletter import compose
+    ) -> Iterator[Composed] | None:
+        """The messages of the digest, made one at a time as they are asked for; None (and it
+        says so) when the window holds nothing and ``--send-empty`` was not given."""
+        from .newsletter import compose_each
 
         if selected.is_empty and not self.send_empty:
             click.echo("nothing new in the window: no digest (--send-empty mails one anyway)")
-            return []
-        return compose(
+            return None
+        return compose_each(
             selected,
             subscribers,
             self.mailing,
@@ -523,7 +523,7 @@ class _DigestRun:
         from .delivery import write_outbox
 
         selected, subscribers = self._select(location, window)
-        composed = self._compose(selected, subscribers)
+        composed = list(self._compose(selected, subscribers) or ())
         if not composed:
             return
         index = write_outbox(
@@ -577,22 +577,12 @@ class _DigestRun:
         ``planned`` lines of each batch: the parent sends one batch while the child composes
         the next. The batches start small, so that sending starts soon."""
         from ._background import made_in_child
-        from .newsletter import compose_each
 
-        if selected.is_empty and not self.send_empty:
-            click.echo("nothing new in the window: no digest (--send-empty mails one anyway)")
+        composed = self._compose(selected, subscribers, skip=ledger.knows)
+        if composed is None:
             return
 
-        def spool() -> Iterator[list[dict[str, Any]]]:
-            composed = compose_each(
-                selected,
-                subscribers,
-                self.mailing,
-                key=self.key,
-                preview=self.is_preview,
-                send_empty=self.send_empty,
-                skip=ledger.knows,
-            )
+        def spool() -> Iterator[list[dict[str, Any]]]:  # in the child: composing starts there
             size = 4
             while batch := [c.message for c in itertools.islice(composed, size)]:
                 yield ledger.spool_messages(batch)
